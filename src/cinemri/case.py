@@ -1,0 +1,58 @@
+"""The one in-memory record of a cine case, shared by the phantom, readers and reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Case:
+    """A short-axis cine stack and whatever is known about it.
+
+    Arrays are NumPy (the I/O boundary); models convert to torch themselves.
+
+    image: (S, T, H, W) complex64 coil-combined cine, or None when only k-space is known
+    labels: (S, T, H, W) uint8 in {0 bg, 1 RV, 2 MYO, 3 LV}; frames without ground truth
+        are all zero and not listed in ``labelled_frames``
+    coil_maps: (S, C, H, W) complex64, sum_c |S_c|^2 = 1 inside the body, or None
+    kspace: (S, C, T, H, W) complex64 measured k-space (zeros where not sampled), or None
+    mask: (T, W) bool sampling mask of ``kspace``, or None (fully sampled)
+    spacing: (dz, dy, dx) in mm (dz = slice-to-slice distance)
+    ed_frame, es_frame: 0-based frame indices, or None when unknown
+    """
+
+    name: str
+    spacing: tuple[float, float, float]
+    image: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    coil_maps: np.ndarray | None = None
+    kspace: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    ed_frame: int | None = None
+    es_frame: int | None = None
+    group: str | None = None
+    labelled_frames: tuple[int, ...] = ()
+    noise_std: float = 0.0  # std of complex k-space noise per coil sample (phantom)
+    indices: dict[str, float] = field(default_factory=dict)
+    source: str = ""  # file or folder it was read from, for error messages
+
+    @property
+    def num_slices(self) -> int:
+        return self._shape()[0]
+
+    @property
+    def num_frames(self) -> int:
+        return self._shape()[1]
+
+    def _shape(self) -> tuple[int, int, int, int]:
+        """(S, T, H, W) of the cine, from whichever array is present."""
+        if self.image is not None:
+            return tuple(self.image.shape)  # type: ignore[return-value]
+        if self.kspace is not None:
+            s, _, t, h, w = self.kspace.shape
+            return (s, t, h, w)
+        if self.labels is not None:
+            return tuple(self.labels.shape)  # type: ignore[return-value]
+        raise ValueError(f"case {self.name!r} holds no image, k-space or labels")
