@@ -21,6 +21,10 @@ class Case:
     mask: (T, W) bool sampling mask of ``kspace``, or None (fully sampled)
     spacing: (dz, dy, dx) in mm (dz = slice-to-slice distance)
     ed_frame, es_frame: 0-based frame indices, or None when unknown
+    affine: (4, 4) float64 NIfTI voxel-to-world matrix of the source volume, whose voxel
+        axes (i, j, k) are our (H, W, S); None when the source had none (see docs/data.md)
+    spacing_assumed: True when the file carried no spacing and ``spacing`` holds the
+        reader's documented default
     """
 
     name: str
@@ -37,6 +41,8 @@ class Case:
     noise_std: float = 0.0  # std of complex k-space noise per coil sample (phantom)
     indices: dict[str, float] = field(default_factory=dict)
     source: str = ""  # file or folder it was read from, for error messages
+    affine: np.ndarray | None = None
+    spacing_assumed: bool = False
 
     @property
     def num_slices(self) -> int:

@@ -2,7 +2,9 @@
 
 Conventions (ACDC's): volume = voxel count x voxel volume (dz*dy*dx mm^3) / 1000 -> ml;
 EF = (EDV - ESV) / EDV x 100 %; LV mass = ED myocardial volume x 1.05 g/ml.
-ED/ES when not given: ED = frame of maximal LV volume, ES = frame of minimal LV volume.
+ED/ES when not given: ED = frame of maximal LV volume, ES = frame of minimal non-zero LV
+volume (frames with an empty LV are taken as unlabelled, as in ACDC where only ED and ES
+carry ground truth); ties go to the earliest frame.
 """
 
 from __future__ import annotations
@@ -17,9 +19,13 @@ INDEX_KEYS = ("lv_edv_ml", "lv_esv_ml", "lv_ef_pct", "rv_edv_ml", "rv_esv_ml", "
 
 
 def _check_spacing(spacing) -> tuple[float, float, float]:
-    if len(spacing) != 3 or not all(np.isfinite(s) and s > 0 for s in spacing):
+    try:
+        values = tuple(float(s) for s in spacing)
+    except (TypeError, ValueError):
+        values = ()
+    if len(values) != 3 or not all(np.isfinite(s) and s > 0 for s in values):
         raise ValueError(f"spacing must be three positive mm values (dz, dy, dx), got {spacing!r}")
-    return tuple(float(s) for s in spacing)  # type: ignore[return-value]
+    return values  # type: ignore[return-value]
 
 
 def volume_curves_ml(labels: np.ndarray, spacing) -> dict[int, np.ndarray]:
@@ -29,6 +35,7 @@ def volume_curves_ml(labels: np.ndarray, spacing) -> dict[int, np.ndarray]:
     returns {1: (T,), 2: (T,), 3: (T,)} volumes in ml
     """
     dz, dy, dx = _check_spacing(spacing)
+    labels = np.asarray(labels)
     if labels.ndim != 4:
         raise ValueError(f"labels must be (S, T, H, W), got shape {labels.shape}")
     voxel_ml = dz * dy * dx / 1000.0
@@ -36,18 +43,25 @@ def volume_curves_ml(labels: np.ndarray, spacing) -> dict[int, np.ndarray]:
 
 
 def detect_ed_es(lv_volume_ml: np.ndarray) -> tuple[int, int]:
-    """ED = frame of maximal LV volume, ES = frame of minimal LV volume (0-based)."""
+    """ED = frame of maximal LV volume, ES = frame of minimal non-zero LV volume (0-based).
+
+    lv_volume_ml: (T,) LV volumes; frames with volume 0 are treated as unlabelled and never
+    chosen as ES. Ties go to the earliest frame. returns (ed_frame, es_frame)
+    """
     lv_volume_ml = np.asarray(lv_volume_ml, dtype=np.float64)
     if lv_volume_ml.ndim != 1 or lv_volume_ml.size < 2:
         raise ValueError(f"ED/ES detection needs an LV volume curve of >= 2 frames, got shape {lv_volume_ml.shape}")
+    if not np.all(np.isfinite(lv_volume_ml)) or np.any(lv_volume_ml < 0):
+        raise ValueError(f"ED/ES detection: LV volumes must be finite and >= 0, got {lv_volume_ml}")
     if not np.any(lv_volume_ml > 0):
         raise ValueError("ED/ES detection: the LV is empty in every frame")
-    return int(np.argmax(lv_volume_ml)), int(np.argmin(lv_volume_ml))
+    labelled = np.where(lv_volume_ml > 0, lv_volume_ml, np.inf)
+    return int(np.argmax(lv_volume_ml)), int(np.argmin(labelled))
 
 
 def ejection_fraction_pct(edv_ml: float, esv_ml: float) -> float:
     """(EDV - ESV) / EDV x 100; NaN when EDV is zero (no structure to eject from)."""
-    return float("nan") if edv_ml <= 0 else 100.0 * (edv_ml - esv_ml) / edv_ml
+    return float("nan") if edv_ml <= 0 else float(100.0 * (edv_ml - esv_ml) / edv_ml)
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,7 @@ def compute_indices(labels: np.ndarray, spacing, ed_frame: int | None = None,
     labels: (S, T, H, W) label maps (at least the ED and ES frames labelled);
     spacing: (dz, dy, dx) mm; ed_frame/es_frame: 0-based, detected from the LV curve if None.
     """
+    labels = np.asarray(labels)
     curves = volume_curves_ml(labels, spacing)
     if ed_frame is None or es_frame is None:
         ed_auto, es_auto = detect_ed_es(curves[LV])
@@ -90,8 +105,8 @@ def compute_indices(labels: np.ndarray, spacing, ed_frame: int | None = None,
         es_frame = es_auto if es_frame is None else es_frame
     t = labels.shape[1]
     for name, f in (("ed_frame", ed_frame), ("es_frame", es_frame)):
-        if not 0 <= f < t:
-            raise ValueError(f"{name}={f} is outside the {t} frames")
+        if isinstance(f, (bool, np.bool_)) or not isinstance(f, (int, np.integer)) or not 0 <= f < t:
+            raise ValueError(f"{name} must be an integer frame index in [0, {t}), got {f!r}")
     lv_edv, lv_esv = curves[LV][ed_frame], curves[LV][es_frame]
     rv_edv, rv_esv = curves[RV][ed_frame], curves[RV][es_frame]
     return ClinicalIndices(

@@ -1,4 +1,5 @@
-"""MRI forward physics: centered orthonormal FFT, SENSE operators, coil combination.
+"""MRI forward physics: centered orthonormal FFT, SENSE operators, coil combination,
+sampling-mask application and coil-map estimation from the calibration region.
 
 Every operator is stateless: mask and coil maps are arguments. Complex data is
 ``torch.complex64``; shapes follow DESIGN.md (B batch, C coils, T frames, H readout,
@@ -7,8 +8,14 @@ W phase encode).
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
+import numpy as np
 import torch
+from scipy import ndimage
 from torch import Tensor
+
+from cinemri.masks import center_slice
 
 _SPATIAL = (-2, -1)
 
@@ -37,13 +44,18 @@ def sense_forward(image: Tensor, maps: Tensor, mask: Tensor | None = None) -> Te
     """Multi-coil k-space of a coil-combined cine: A x = M F S x.
 
     image: (B, T, H, W) complex64, maps: (B, C, H, W) complex64,
-    mask: (B, 1, T, 1, W) bool or None (fully sampled)
+    mask: (B, 1, T, 1, W) or (T, W) bool, or None (fully sampled)
     returns (B, C, T, H, W) complex64
+
+    Raises:
+        ValueError: if the shapes of ``image``, ``maps`` and ``mask`` do not fit together,
+            or ``mask`` is not bool.
     """
+    _check_sense(image, maps, "image", 4)
     coil_images = maps.unsqueeze(2) * image.unsqueeze(1)  # (B, C, T, H, W)
     kspace = fft2c(coil_images)
     if mask is not None:
-        kspace = kspace * mask
+        kspace = apply_mask(kspace, mask)
     return kspace
 
 
@@ -51,11 +63,16 @@ def sense_adjoint(kspace: Tensor, maps: Tensor, mask: Tensor | None = None) -> T
     """Adjoint of :func:`sense_forward`: A^H y = S^H F^H M y.
 
     kspace: (B, C, T, H, W) complex64, maps: (B, C, H, W) complex64,
-    mask: (B, 1, T, 1, W) bool or None
+    mask: (B, 1, T, 1, W) or (T, W) bool, or None
     returns (B, T, H, W) complex64
+
+    Raises:
+        ValueError: if the shapes of ``kspace``, ``maps`` and ``mask`` do not fit together,
+            or ``mask`` is not bool.
     """
+    _check_sense(kspace, maps, "kspace", 5)
     if mask is not None:
-        kspace = kspace * mask
+        kspace = apply_mask(kspace, mask)
     coil_images = ifft2c(kspace)  # (B, C, T, H, W)
     return (maps.conj().unsqueeze(2) * coil_images).sum(dim=1)
 
@@ -66,3 +83,189 @@ def rss(coil_images: Tensor, dim: int = 1) -> Tensor:
     coil_images: (B, C, ...) complex or real  ->  (B, ...) real magnitude.
     """
     return torch.sqrt((coil_images.abs() ** 2).sum(dim=dim))
+
+
+def apply_mask(kspace: Tensor, mask: Tensor) -> Tensor:
+    """Zero the k-space samples that a sampling mask does not acquire.
+
+    kspace: (..., T, H, W) complex, e.g. (B, C, T, H, W) complex64
+    mask: (T, W) bool (a :func:`cinemri.masks.cartesian_mask`) or bool broadcastable to
+        ``kspace`` such as (B, 1, T, 1, W)
+    returns kspace's shape and dtype; unsampled entries are exactly 0 (also where the
+    input held NaN or inf there)
+
+    Raises:
+        ValueError: if ``mask`` is not bool or does not broadcast to ``kspace``.
+    """
+    if mask.dtype != torch.bool:
+        raise ValueError(f"mask must be torch.bool, got {mask.dtype}")
+    if mask.ndim == 2:
+        mask = mask.unsqueeze(-2)  # (T, 1, W)
+    try:
+        shape = torch.broadcast_shapes(mask.shape, kspace.shape)
+    except RuntimeError:
+        shape = None
+    if shape != kspace.shape:
+        raise ValueError(
+            f"mask of shape {tuple(mask.shape)} does not broadcast to kspace {tuple(kspace.shape)}"
+        )
+    zero = torch.zeros((), dtype=kspace.dtype, device=kspace.device)
+    return torch.where(mask.to(kspace.device), kspace, zero)
+
+
+def estimate_coil_maps(
+    kspace: Tensor,
+    center_lines: int = 24,
+    window: int = 5,
+    threshold: float = 0.05,
+) -> Tensor:
+    """Coil sensitivities from the fully sampled k-space centre (Walsh's adaptive combine).
+
+    Steps, per batch item:
+
+    1. Calibration data: k-space averaged over frames, each phase-encode line divided by
+       the number of frames in which it was acquired (a line counts as acquired in a
+       frame when any of its samples is non-zero). Undersampled, zero-filled cines are
+       fine as long as each of the ``center_lines`` central lines (see
+       :func:`cinemri.masks.center_slice`) is acquired in at least one frame.
+    2. Low-resolution coil images: ifft2c of the calibration block weighted by a Hann
+       window, ``center_lines`` wide in ky and the same fraction of k-space in kx.
+    3. Walsh et al. (MRM 2000): at each pixel, the dominant eigenvector of the coil
+       covariance summed over a ``window`` x ``window`` neighbourhood. Its norm is 1, so
+       sum_c |S_c|^2 = 1. (``window=1`` gives the ratio method S_c = I_c / RSS(I).)
+    4. Phase: eigenvectors have an arbitrary phase per pixel; each is rotated so that
+       its projection onto a virtual reference coil (the dominant eigenvector of the
+       covariance summed over the object) is real and positive. This avoids the phase
+       singularities of referencing to a single physical coil.
+    5. Support: maps are zero outside the object, where the low-resolution RSS image is
+       at most ``threshold`` times its maximum; holes inside the object (dark lungs,
+       blood with low signal) are filled, so the support is a solid region.
+
+    The maps, like any estimated maps, agree with the true ones only up to a smooth
+    phase per pixel, which the combined image absorbs.
+
+    Single coil (C = 1): maps of ones everywhere (the image keeps all of its phase; no
+    support mask).
+
+    Args:
+        kspace: (C, T, H, W) or (B, C, T, H, W) complex64 k-space, zeros where not acquired.
+        center_lines: calibration lines in ky (>= 1 and <= W). 24 is CMRxRecon's
+            fully sampled centre; use at most the centre your mask always samples.
+        window: odd side length in pixels of the Walsh neighbourhood (>= 1).
+        threshold: relative low-resolution RSS level, in [0, 1), below which a pixel is
+            background.
+
+    Returns:
+        maps (C, H, W) or (B, C, H, W) complex64, matching the input's batch layout.
+
+    Raises:
+        ValueError: naming the argument, for a real or wrongly shaped ``kspace``, a
+            calibration line never acquired, or an out-of-range ``center_lines``,
+            ``window`` or ``threshold``.
+    """
+    if not kspace.is_complex():
+        raise ValueError(f"kspace must be complex, got {kspace.dtype}")
+    if kspace.ndim not in (4, 5):
+        raise ValueError(
+            f"kspace must be (C, T, H, W) or (B, C, T, H, W), got shape {tuple(kspace.shape)}"
+        )
+    unbatched = kspace.ndim == 4
+    k = (kspace.unsqueeze(0) if unbatched else kspace).to(torch.complex64)  # (B, C, T, H, W)
+    b, c, _, h, w = k.shape
+    if not _is_int(center_lines) or not 1 <= center_lines <= w:
+        raise ValueError(f"center_lines must be an int in [1, W={w}], got {center_lines!r}")
+    if not _is_int(window) or window < 1 or window % 2 == 0:
+        raise ValueError(f"window must be an odd positive int, got {window!r}")
+    if not isinstance(threshold, Real) or not 0 <= threshold < 1:
+        raise ValueError(f"threshold must be in [0, 1), got {threshold!r}")
+    if c == 1:
+        maps = torch.ones(b, 1, h, w, dtype=torch.complex64, device=k.device)
+        return maps[0] if unbatched else maps
+
+    calib = _time_averaged(k, int(center_lines))  # (B, C, H, W)
+    low = ifft2c(calib * _hann_2d(h, w, int(center_lines), k.device))  # (B, C, H, W)
+    cov = low.unsqueeze(2) * low.unsqueeze(1).conj()  # (B, C, C, H, W): I_c conj(I_d)
+    cov = _box_sum(cov, int(window))
+    support = _support(rss(low, dim=1), float(threshold))  # (B, H, W) bool
+
+    cov_pix = cov.permute(0, 3, 4, 1, 2)  # (B, H, W, C, C)
+    vectors = torch.linalg.eigh(cov_pix)[1][..., -1]  # (B, H, W, C), unit norm
+    weights = support.to(cov_pix.real.dtype)[..., None, None]  # (B, H, W, 1, 1)
+    global_cov = (cov_pix * weights).sum(dim=(1, 2))  # (B, C, C)
+    reference = torch.linalg.eigh(global_cov)[1][..., -1]  # (B, C)
+    projection = (reference.conj()[:, None, None, :] * vectors).sum(dim=-1)  # (B, H, W)
+    rotation = torch.where(
+        projection.abs() > 0, projection.conj() / projection.abs(), torch.ones_like(projection)
+    )
+    vectors = vectors * rotation.unsqueeze(-1)  # (B, H, W, C)
+    maps = vectors.permute(0, 3, 1, 2) * support.unsqueeze(1)  # (B, C, H, W)
+    maps = maps.to(torch.complex64)
+    return maps[0] if unbatched else maps
+
+
+def _time_averaged(k: Tensor, center_lines: int) -> Tensor:
+    """(B, C, T, H, W) -> (B, C, H, W): mean over the frames in which each line was acquired."""
+    acquired = (k != 0).any(dim=3).any(dim=1)  # (B, T, W)
+    counts = acquired.sum(dim=1)  # (B, W)
+    centre = center_slice(k.shape[-1], center_lines)
+    missing = (counts[:, centre] == 0).nonzero()
+    if missing.numel() > 0:
+        line = int(missing[0, 1]) + centre.start
+        raise ValueError(
+            f"kspace: calibration line {line} (of center_lines={center_lines}) is never "
+            "acquired; lower center_lines to the centre the mask always samples"
+        )
+    total = k.sum(dim=2)  # (B, C, H, W)
+    return total / counts.clamp(min=1)[:, None, None, :].to(total.real.dtype)
+
+
+def _hann_2d(h: int, w: int, center_lines: int, device: torch.device) -> Tensor:
+    """(H, W) real window: Hann over the calibration block, zero elsewhere."""
+    lines_x = min(h, max(1, round(center_lines * h / w)))
+    window_x = torch.zeros(h, device=device)
+    window_y = torch.zeros(w, device=device)
+    window_x[center_slice(h, lines_x)] = _inner_hann(lines_x).to(device)
+    window_y[center_slice(w, center_lines)] = _inner_hann(center_lines).to(device)
+    return window_x[:, None] * window_y[None, :]  # (H, W)
+
+
+def _inner_hann(n: int) -> Tensor:
+    """(n,) Hann window without its zero end points, positive on all n samples."""
+    return torch.hann_window(n + 2, periodic=False)[1:-1]
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _box_sum(cov: Tensor, window: int) -> Tensor:
+    """Mean of (B, C, C, H, W) complex over a window x window neighbourhood (edges: valid part)."""
+    if window == 1:
+        return cov
+    b, c, _, h, w = cov.shape
+    parts = torch.view_as_real(cov).permute(0, 1, 2, 5, 3, 4).reshape(b, c * c * 2, h, w)
+    pooled = torch.nn.functional.avg_pool2d(
+        parts, window, stride=1, padding=window // 2, count_include_pad=False
+    )  # (B, C*C*2, H, W)
+    pooled = pooled.reshape(b, c, c, 2, h, w).permute(0, 1, 2, 4, 5, 3).contiguous()
+    return torch.view_as_complex(pooled)  # (B, C, C, H, W)
+
+
+def _support(rss_low: Tensor, threshold: float) -> Tensor:
+    """(B, H, W) bool: RSS above threshold x its max, holes filled (scipy, on the CPU)."""
+    peak = rss_low.flatten(1).amax(dim=1)[:, None, None]  # (B, 1, 1)
+    above = (rss_low > threshold * peak).cpu().numpy()
+    filled = np.stack([ndimage.binary_fill_holes(item) for item in above])
+    return torch.from_numpy(filled).to(rss_low.device)
+
+
+def _check_sense(x: Tensor, maps: Tensor, name: str, ndim: int) -> None:
+    """Shapes of a SENSE operand against its coil maps (B, C, H, W)."""
+    if x.ndim != ndim or maps.ndim != 4:
+        raise ValueError(
+            f"{name} must have {ndim} dims and maps 4 (B, C, H, W); got {name} "
+            f"{tuple(x.shape)}, maps {tuple(maps.shape)}"
+        )
+    coils_ok = ndim == 4 or x.shape[1] == maps.shape[1]
+    if x.shape[-2:] != maps.shape[-2:] or maps.shape[0] not in (1, x.shape[0]) or not coils_ok:
+        raise ValueError(f"{name} {tuple(x.shape)} does not match maps {tuple(maps.shape)}")

@@ -1,0 +1,118 @@
+"""Where datasets get their cases from: paths (read lazily) or in-memory Cases.
+
+cinemri ``.h5`` case files are read one slice at a time (the format is chunked per slice);
+other formats are read whole through :func:`cinemri.io.read_any` and kept in a small
+least-recently-used cache (each DataLoader worker has its own).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from cinemri.case import Case
+from cinemri.io import case_header, read_any, read_case
+from cinemri.io.case_h5 import is_case_file
+
+
+class CaseSource:
+    """Per-slice access to a list of cases.
+
+    cases: paths (any format :func:`cinemri.io.read_any` reads) or :class:`Case` objects.
+    cache_cases: how many whole non-``.h5`` cases to keep in memory (>= 1).
+    """
+
+    def __init__(self, cases: list[str | os.PathLike | Case], cache_cases: int = 2) -> None:
+        if not cases:
+            raise ValueError("cases must name at least one case, got an empty list")
+        if cache_cases < 1:
+            raise ValueError(f"cache_cases must be >= 1, got {cache_cases}")
+        self._items: list[Case | Path] = [c if isinstance(c, Case) else Path(c) for c in cases]
+        self._h5 = [isinstance(c, Path) and c.suffix.lower() in (".h5", ".hdf5") and is_case_file(c)
+                    for c in self._items]
+        self._cache: OrderedDict[int, Case] = OrderedDict()
+        self._cache_cases = cache_cases
+        self._headers = [self._header(i) for i in range(len(self._items))]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def _header(self, i: int) -> dict:
+        """{"name", "shape": (S, T, H, W), "labelled_frames"} of case i."""
+        if self._h5[i]:
+            head = case_header(self._items[i])
+            shapes = head["shapes"]
+            if "image" in shapes:
+                shape = shapes["image"]
+            elif "kspace" in shapes:
+                s, _, t, h, w = shapes["kspace"]
+                shape = (s, t, h, w)
+            else:
+                shape = shapes["labels"]
+            return {"name": head["name"], "shape": tuple(shape), "labelled_frames": head["labelled_frames"]}
+        case = self.case(i)
+        return {"name": case.name, "shape": case._shape(), "labelled_frames": case.labelled_frames}
+
+    def name(self, i: int) -> str:
+        return self._headers[i]["name"]
+
+    def shape(self, i: int) -> tuple[int, int, int, int]:
+        """(S, T, H, W) of case i."""
+        return self._headers[i]["shape"]
+
+    def labelled_frames(self, i: int) -> tuple[int, ...]:
+        return self._headers[i]["labelled_frames"]
+
+    def case(self, i: int) -> Case:
+        """Case i, whole (read and cached when it is a path)."""
+        item = self._items[i]
+        if isinstance(item, Case):
+            return item
+        if i in self._cache:
+            self._cache.move_to_end(i)
+            return self._cache[i]
+        case = read_any(item)
+        self._cache[i] = case
+        while len(self._cache) > self._cache_cases:
+            self._cache.popitem(last=False)
+        return case
+
+    def slice(self, i: int, s: int) -> Case:
+        """Case i restricted to slice s: every per-slice array has S = 1."""
+        if self._h5[i]:
+            return read_case(self._items[i], slice_index=s)
+        case = self.case(i)
+        cut = {key: getattr(case, key)[s:s + 1] for key in ("image", "labels", "coil_maps", "kspace")
+               if getattr(case, key) is not None}
+        return replace(case, **cut)
+
+
+def stable_seed(*parts: object) -> int:
+    """A 32-bit seed from the text of ``parts`` (same on every machine and process)."""
+    import zlib
+
+    return zlib.crc32(":".join(str(p) for p in parts).encode())
+
+
+def center_crop_or_pad(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Crop or zero-pad the last two axes of ``x`` to ``size`` around the centre.
+
+    x: (..., H, W) any dtype -> (..., size[0], size[1]) same dtype. The centre pixel
+    (H // 2, W // 2) stays the centre pixel, so it matches fftshift's convention.
+    """
+    out = x
+    for axis, n in zip((-2, -1), size):
+        cur = out.shape[axis]
+        if n < cur:
+            start = cur // 2 - n // 2
+            out = np.take(out, np.arange(start, start + n), axis=axis)
+        elif n > cur:
+            before = n // 2 - cur // 2
+            pad = [(0, 0)] * out.ndim
+            pad[axis] = (before, n - cur - before)
+            out = np.pad(out, pad)
+    return out

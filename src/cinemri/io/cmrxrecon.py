@@ -1,0 +1,186 @@
+"""CMRxRecon cine ``.mat`` files: MATLAB v7.3 (HDF5) and v5 (scipy.io).
+
+MATLAB dims of k-space (HDF5 shows them reversed):
+    multi-coil  (kx, ky, coils, slices, frames)
+    single-coil (kx, ky, slices, frames)
+    demo        (kx, ky)  one coil, slice and frame
+kx is the readout (fully sampled) -> our H; ky the phase encode (undersampled) -> our W.
+Returned k-space is (S, C, T, H, W) complex64. Masks ``maskNN`` / ``mask`` are (kx, ky),
+(ky, kx) or (kx, ky, frames) in MATLAB order -> our (T, W) bool.
+
+The files carry no geometry: spacing is set to CMRxRecon's published cine protocol
+(1.5 x 1.5 mm in-plane, 8 mm slices) and ``Case.spacing_assumed`` is True.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import h5py
+import numpy as np
+import scipy.io
+
+from cinemri.case import Case
+
+DEFAULT_SPACING_MM = (8.0, 1.5, 1.5)  # (dz, dy, dx), CMRxRecon cine protocol
+_KSPACE_RE = re.compile(r"^kspace(_single)?_(full|sub\d+)$")
+_MASK_RE = re.compile(r"^mask\d*$")
+
+
+def load_mat_variables(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """All numeric variables of a MATLAB file in MATLAB axis order.
+
+    v7.3 files are read with h5py (dims reversed back, compound real/imag -> complex);
+    v5 files with scipy.io.loadmat. Returns {name: array}.
+    Raises ValueError naming the file if it is neither.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such .mat file")
+    if h5py.is_hdf5(path):
+        try:
+            with h5py.File(path, "r") as f:
+                return {key: _from_hdf5(f[key][()]) for key in f
+                        if isinstance(f[key], h5py.Dataset) and not key.startswith("#")}
+        except OSError as err:
+            raise ValueError(f"{path}: unreadable MATLAB v7.3 file ({err})") from err
+    try:
+        raw = scipy.io.loadmat(path)
+    except (ValueError, OSError, TypeError, NotImplementedError, scipy.io.matlab.MatReadError) as err:
+        raise ValueError(f"{path}: not a MATLAB v5 or v7.3 file ({err})") from err
+    return {k: v for k, v in raw.items() if not k.startswith("__") and isinstance(v, np.ndarray)}
+
+
+def _from_hdf5(arr: np.ndarray) -> np.ndarray:
+    """HDF5 array as MATLAB sees it: compound (real, imag) -> complex, axes reversed."""
+    if arr.dtype.names and {"real", "imag"} <= set(arr.dtype.names):
+        arr = arr["real"] + 1j * arr["imag"]
+    return np.asarray(arr).transpose(tuple(range(arr.ndim))[::-1])
+
+
+def _kspace_to_ours(k: np.ndarray, where: str, name: str) -> np.ndarray:
+    """MATLAB-order k-space -> (S, C, T, H, W) complex64."""
+    if k.ndim == 2:  # (kx, ky)
+        out = k[None, None, None]
+    elif k.ndim == 4:  # (kx, ky, S, T): single-coil
+        out = k.transpose(2, 3, 0, 1)[:, None]
+    elif k.ndim == 5:  # (kx, ky, C, S, T)
+        out = k.transpose(3, 2, 4, 0, 1)
+    else:
+        raise ValueError(f"{where}: {name} has {k.ndim} dims {k.shape}; expected (kx, ky), "
+                         "(kx, ky, slices, frames) or (kx, ky, coils, slices, frames)")
+    out = np.ascontiguousarray(out, dtype=np.complex64)
+    if not np.isfinite(out).all():
+        raise ValueError(f"{where}: {name} contains NaN or Inf")
+    return out
+
+
+def mask_to_ours(mask: np.ndarray, where: str, num_lines: int | None = None,
+                 num_frames: int | None = None) -> np.ndarray:
+    """MATLAB-order Cartesian mask -> (T, W) bool (W = ky).
+
+    mask: (kx, ky), (ky, kx), (kx, ky, T) or (ky,) with nonzero = sampled.
+    num_lines: W of the k-space it belongs to, when known (decides which axis is ky);
+    otherwise ky is the axis along which every line is constant (readout fully sampled).
+    num_frames: repeat a 2D mask over this many frames (default 1).
+    Raises ValueError if no axis matches or lines are partially sampled along kx.
+    """
+    m = np.asarray(mask) != 0
+    if m.ndim == 1:
+        m = m[None, :, None]  # (1, ky, 1)
+    elif m.ndim == 2:
+        m = m[:, :, None]  # (a, b, 1)
+        if not _ky_is_axis1(m[..., 0], num_lines):
+            m = m.transpose(1, 0, 2)
+    elif m.ndim != 3:
+        raise ValueError(f"{where}: mask has {m.ndim} dims {mask.shape}; expected (kx, ky) or (kx, ky, frames)")
+    # m: (kx, ky, T)
+    if num_lines is not None and m.shape[1] != num_lines:
+        raise ValueError(f"{where}: mask {mask.shape} has no axis of the k-space's {num_lines} phase encodes")
+    if not (m == m[:1]).all():
+        raise ValueError(f"{where}: mask {mask.shape} samples lines only partly along kx; "
+                         "not a Cartesian line mask")
+    lines = m[0].T  # (T, W)
+    if lines.shape[0] == 1 and num_frames:
+        lines = np.repeat(lines, num_frames, axis=0)
+    elif num_frames and lines.shape[0] != num_frames:
+        raise ValueError(f"{where}: mask has {lines.shape[0]} frames, k-space has {num_frames}")
+    return np.ascontiguousarray(lines)
+
+
+def _ky_is_axis1(m: np.ndarray, num_lines: int | None) -> bool:
+    a, b = m.shape
+    if num_lines is not None and a != b:
+        return b == num_lines
+    const0 = bool((m == m[:1]).all())  # constant along axis 0 -> axis 0 is kx
+    const1 = bool((m == m[:, :1]).all())
+    if const0 != const1:
+        return const0
+    return a >= b  # fully sampled or ambiguous: the readout is the longer (oversampled) axis
+
+
+def read_mask(path: str | os.PathLike, num_frames: int | None = None) -> np.ndarray:
+    """Read a CMRxRecon mask file (v5 or v7.3) holding one ``mask`` / ``maskNN`` variable.
+
+    num_frames: repeat a 2D mask over this many frames.
+    Returns (T, W) bool, W = ky lines. Raises ValueError naming the file.
+    """
+    variables = load_mat_variables(path)
+    names = sorted(k for k in variables if _MASK_RE.match(k))
+    if len(names) != 1:
+        raise ValueError(f"{path}: expected one mask variable, found {names or sorted(variables)}")
+    return mask_to_ours(variables[names[0]], str(path), num_frames=num_frames)
+
+
+def read_cmrxrecon(path: str | os.PathLike, mask_path: str | os.PathLike | None = None,
+                   acceleration: int | None = None) -> Case:
+    """Read a CMRxRecon cine k-space file into a Case.
+
+    path: ``.mat`` holding ``kspace_full`` (fully sampled) or ``kspace_subNN`` (+ ``maskNN``);
+        single-coil names ``kspace_single_*`` too.
+    mask_path: separate mask file for undersampled k-space without its own mask.
+    acceleration: pick ``kspace_subNN`` with NN = acceleration when a file holds several.
+    Returns Case with kspace (S, C, T, H=kx, W=ky) complex64; mask (T, W) bool for
+    undersampled k-space (taken from the file, else mask_path, else the nonzero ky lines),
+    None for fully sampled. spacing = DEFAULT_SPACING_MM with spacing_assumed=True.
+    Raises ValueError naming the file for missing variables, bad dims or NaN/Inf.
+    """
+    path = Path(path)
+    variables = load_mat_variables(path)
+    kspace_names = sorted(k for k in variables if _KSPACE_RE.match(k))
+    full = [k for k in kspace_names if k.endswith("_full")]
+    subs = [k for k in kspace_names if not k.endswith("_full")]
+    if acceleration is not None:
+        subs = [k for k in subs if int(k.rsplit("sub", 1)[1]) == acceleration]
+    if full:
+        name = full[0]
+    elif len(subs) == 1:
+        name = subs[0]
+    else:
+        raise ValueError(f"{path}: expected one 'kspace_full' or 'kspace_subNN' variable "
+                         f"(acceleration={acceleration}), found {kspace_names or sorted(variables)}")
+    kspace = _kspace_to_ours(variables[name], str(path), name)
+    mask = None
+    if name in subs:
+        mask = _find_mask(variables, name, path, mask_path, kspace)
+        kspace = kspace * mask[None, None, :, None, :]  # zeros where not sampled, as documented
+    return Case(name=path.stem if path.stem not in ("cine_sax", "cine_lax") else f"{path.parent.name}_{path.stem}",
+                spacing=DEFAULT_SPACING_MM, kspace=kspace, mask=mask, source=str(path),
+                spacing_assumed=True)
+
+
+def _find_mask(variables: dict[str, np.ndarray], name: str, path: Path,
+               mask_path: str | os.PathLike | None, kspace: np.ndarray) -> np.ndarray:
+    _, _, t, _, w = kspace.shape
+    number = name.rsplit("sub", 1)[1]
+    for key in (f"mask{number}", "mask"):
+        if key in variables:
+            return mask_to_ours(variables[key], f"{path}:{key}", num_lines=w, num_frames=t)
+    if mask_path is not None:
+        mask = read_mask(mask_path, num_frames=t)
+        if mask.shape != (t, w):
+            raise ValueError(f"{mask_path}: mask is {mask.shape} as (T, W), k-space {path} needs {(t, w)}")
+        return mask
+    return np.abs(kspace).sum(axis=(0, 1, 3)) > 0  # (T, W): the lines that hold data

@@ -1,0 +1,112 @@
+"""Format detection, ``read_any`` and the summary behind ``cinemri info PATH``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from cinemri.case import Case
+from cinemri.clinical import compute_indices
+from cinemri.io.acdc import is_acdc_folder, read_acdc
+from cinemri.io.case_h5 import is_case_file, read_case
+from cinemri.io.cmrxrecon import _KSPACE_RE, _MASK_RE, load_mat_variables, mask_to_ours, read_cmrxrecon
+from cinemri.io.mnms import mnms_layout, read_mnms
+
+FORMATS = ("cinemri-case", "cmrxrecon", "cmrxrecon-mask", "acdc", "mnms1", "mnms2")
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """One of :data:`FORMATS` for ``path``; ValueError naming the path when none fits."""
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"{path}: no such file or folder")
+    if path.is_file() and path.suffix.lower() in (".h5", ".hdf5") and is_case_file(path):
+        return "cinemri-case"
+    if path.is_file() and path.suffix.lower() == ".mat":
+        names = list(load_mat_variables(path))
+        if any(_KSPACE_RE.match(n) for n in names):
+            return "cmrxrecon"
+        if any(_MASK_RE.match(n) for n in names):
+            return "cmrxrecon-mask"
+        raise ValueError(f"{path}: .mat file without kspace_full/kspace_subNN/mask variables (has {names})")
+    if path.is_dir() and is_acdc_folder(path):
+        return "acdc"
+    if path.is_file() and path.name.startswith("patient") and is_acdc_folder(path.parent):
+        return "acdc"
+    layout = mnms_layout(path) if (path.is_dir() or path.name.endswith((".nii", ".nii.gz"))) else None
+    if layout is not None:
+        return layout[0]
+    raise ValueError(f"{path}: unknown format (expected a cinemri .h5 case, a CMRxRecon .mat, "
+                     "an ACDC patient folder or an M&Ms case)")
+
+
+def read_any(path: str | os.PathLike) -> Case:
+    """Read a case in any supported format (see :func:`detect_format`).
+
+    Returns a :class:`~cinemri.case.Case`. Raises ValueError naming the path for an
+    unknown format or a mask-only ``.mat`` (use :func:`cinemri.io.read_mask`).
+    """
+    path = Path(path)
+    fmt = detect_format(path)
+    if fmt == "cinemri-case":
+        return read_case(path)
+    if fmt == "cmrxrecon":
+        return read_cmrxrecon(path)
+    if fmt == "cmrxrecon-mask":
+        raise ValueError(f"{path}: holds only a sampling mask, not a case; read it with read_mask")
+    if fmt == "acdc":
+        return read_acdc(path if path.is_dir() else path.parent)
+    return read_mnms(path)
+
+
+def inspect(path: str | os.PathLike) -> dict:
+    """Summary of a case file or folder, for ``cinemri info``.
+
+    Returns a JSON-serialisable dict with, where they apply: format, name, slices, frames,
+    coils, readout (H), phase_encodes (W), spacing_mm [dz, dy, dx], spacing_assumed,
+    ed_frame, es_frame (0-based), labelled_frames, labels (values present), acceleration
+    (W / mean sampled lines per frame, when a mask is present), indices (the 7 clinical
+    keys from the labels at ED/ES). Raises ValueError naming the path for unknown formats.
+    """
+    path = Path(path)
+    fmt = detect_format(path)
+    if fmt == "cmrxrecon-mask":
+        variables = load_mat_variables(path)
+        name = next(n for n in variables if _MASK_RE.match(n))
+        mask = mask_to_ours(variables[name], str(path))
+        return {"format": fmt, "path": str(path), "frames": int(mask.shape[0]),
+                "phase_encodes": int(mask.shape[1]), "acceleration": _acceleration(mask)}
+    case = read_any(path)
+    s, t, h, w = case._shape()
+    info: dict = {"format": fmt, "path": str(path), "name": case.name, "slices": s, "frames": t,
+                  "readout": h, "phase_encodes": w,
+                  "spacing_mm": [float(v) for v in case.spacing], "spacing_assumed": case.spacing_assumed}
+    if case.kspace is not None or case.coil_maps is not None:
+        info["coils"] = int((case.kspace if case.kspace is not None else case.coil_maps).shape[1])
+    if case.group:
+        info["group"] = case.group
+    info["ed_frame"], info["es_frame"] = case.ed_frame, case.es_frame
+    if case.mask is not None:
+        info["acceleration"] = _acceleration(case.mask)
+    if case.labels is not None:
+        info["labelled_frames"] = list(case.labelled_frames)
+        info["labels"] = [int(v) for v in np.unique(case.labels)]
+        labelled = set(case.labelled_frames)
+        if case.ed_frame in labelled and case.es_frame in labelled:
+            indices = compute_indices(case.labels, case.spacing, case.ed_frame, case.es_frame)
+            info["indices"] = {k: _json_float(v) for k, v in indices.as_dict().items()}
+    if case.indices:
+        info["reference_indices"] = {k: _json_float(v) for k, v in case.indices.items()}
+    return info
+
+
+def _acceleration(mask: np.ndarray) -> float:
+    """W / mean number of sampled lines per frame; mask (T, W) bool."""
+    lines = float(np.asarray(mask).sum(axis=1).mean())
+    return float("inf") if lines == 0 else round(mask.shape[1] / lines, 4)
+
+
+def _json_float(v: float) -> float | None:
+    return None if not np.isfinite(v) else round(float(v), 4)

@@ -1,0 +1,35 @@
+"""Image-quality and segmentation metrics, and a per-case accumulator.
+
+Image metrics (torch in, float out) are on magnitudes with the case's data range; see
+:mod:`cinemri.metrics.image`. Segmentation metrics (NumPy in) and their empty-mask rules are
+in :mod:`cinemri.metrics.segmentation`.
+"""
+
+from cinemri.metrics.aggregate import MetricSummary, MetricTable, summarize
+from cinemri.metrics.image import nmse, nmse_batch, psnr, psnr_batch, ssim, ssim_batch
+from cinemri.metrics.segmentation import (
+    ACDC_LABELS,
+    dice,
+    hausdorff,
+    hd95,
+    segmentation_scores,
+    surface_distances,
+)
+
+__all__ = [
+    "ACDC_LABELS",
+    "MetricSummary",
+    "MetricTable",
+    "dice",
+    "hausdorff",
+    "hd95",
+    "nmse",
+    "nmse_batch",
+    "psnr",
+    "psnr_batch",
+    "segmentation_scores",
+    "ssim",
+    "ssim_batch",
+    "summarize",
+    "surface_distances",
+]

@@ -1,0 +1,339 @@
+"""The training loop shared by every task: AdamW, warm-up + cosine LR, clipping, AMP,
+validation, best/last checkpoints, exact resume, DistributedDataParallel under torchrun."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+
+from .checkpoint import (FORMAT, FORMAT_VERSION, capture_rng, check_model, load_checkpoint,
+                         load_model_state, plain_model_args, restore_rng, save_checkpoint,
+                         seed_everything, version)
+from .config import Experiment, TrainConfig, config_to_dict, dump_config
+from .distributed import (DistInfo, ShardSampler, all_gather_objects, all_reduce_max, all_reduce_sum,
+                          cleanup_distributed, init_distributed)
+from .progress import MetricsLog, progress_bar
+from .task import Task, check_task, move_to_device
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss (or the weights) became NaN/Inf; the last good checkpoint is untouched."""
+
+    def __init__(self, message: str, epoch: int, step: int) -> None:
+        super().__init__(message)
+        self.epoch = epoch
+        self.step = step
+
+
+@dataclass
+class FitResult:
+    """What a finished (or stopped) run left behind: the trained ``model`` (unwrapped, on the
+    training device, in eval mode), counters, checkpoint paths and, on rank 0 only, the
+    per-epoch metric rows in ``history``."""
+
+    model: nn.Module
+    epochs_completed: int
+    global_step: int
+    best_metric: float | None
+    best_epoch: int | None
+    last_checkpoint: Path
+    best_checkpoint: Path | None
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype for ``train.amp`` on ``device``, or None for full precision."""
+    if amp == "off" or (amp == "auto" and device.type != "cuda"):
+        return None
+    if amp == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if amp == "fp16":
+        if device.type != "cuda":
+            raise ValueError(f"train.amp='fp16' needs a CUDA device, got {device}")
+        return torch.float16
+    if amp == "bf16":
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ValueError(f"train.amp='bf16' is not supported by {torch.cuda.get_device_name(device)}")
+        return torch.bfloat16
+    raise ValueError(f"train.amp must be auto/off/bf16/fp16, got {amp!r}")
+
+
+def lr_factor(step: int, warmup_steps: int, total_steps: int, schedule: str, min_ratio: float) -> float:
+    """LR multiplier after ``step`` optimizer steps: linear warm-up, then cosine or constant."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    decay_steps = max(1, total_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / decay_steps)
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def fit(task: Task, config: Any, *, resume: str | Path | None = None, stop_after_epoch: int | None = None,
+        on_epoch_end: Callable[[Mapping[str, float]], None] | None = None) -> FitResult:
+    """Train ``task`` as ``config`` says; resume from a checkpoint if ``resume`` is given.
+
+    ``config`` is an experiment dataclass with a ``train: TrainConfig`` field (or a bare
+    :class:`TrainConfig`, taken as ``Experiment(train=config)``); its full content is saved
+    into every checkpoint and ``out_dir/config.yaml``.
+    ``stop_after_epoch`` ends the run after that epoch (1-based) as if the job were cut
+    off; the LR schedule still spans ``train.epochs``, and ``fit(resume=last)`` continues it.
+    ``on_epoch_end(row)`` is called on rank 0 with each epoch's metrics row.
+    Under torchrun (``WORLD_SIZE`` > 1) it joins the process group, shards the data and
+    wraps the model in DistributedDataParallel; only rank 0 writes files.
+
+    Raises:
+        ValueError: an invalid task, config or checkpoint (names the file).
+        TrainingDivergedError: a NaN/Inf loss or weights; earlier checkpoints are kept.
+    """
+    check_task(task)
+    if isinstance(config, TrainConfig):
+        train_cfg, config = config, Experiment(train=config)
+    elif dataclasses.is_dataclass(config) and isinstance(getattr(config, "train", None), TrainConfig):
+        train_cfg = config.train
+    else:
+        raise ValueError(f"config must be a TrainConfig or a dataclass with a 'train: TrainConfig' field, "
+                         f"got {type(config).__name__}")
+    info = init_distributed(train_cfg.device)
+    try:
+        return _Run(task, train_cfg, config, info).fit(resume, stop_after_epoch, on_epoch_end)
+    finally:
+        cleanup_distributed(info)
+
+
+class _Run:
+    """State of one run; built identically on every rank."""
+
+    def __init__(self, task: Task, cfg: TrainConfig, full_config: Any, info: DistInfo) -> None:
+        self.task, self.cfg, self.info = task, cfg, info
+        self.full_config = full_config
+        self.record = config_to_dict(full_config)
+        self.out_dir = Path(cfg.out_dir)
+        self.last_path = self.out_dir / cfg.last_name
+        self.best_path = self.out_dir / cfg.best_name
+        self.device = info.device
+        self.amp_dtype = resolve_amp(cfg.amp, self.device)
+        self.model_args = plain_model_args(task.model_args)
+
+        seed_everything(cfg.seed)  # same initial weights on every rank
+        self.model: nn.Module = task.build_model().to(self.device)
+        seed_everything(cfg.seed + info.rank)  # different augmentation per rank
+
+        self.sampler = DistributedSampler(task.train_dataset, num_replicas=info.world_size, rank=info.rank,
+                                          shuffle=True, seed=cfg.seed)
+        pin = self.device.type == "cuda"
+        self.train_loader = DataLoader(task.train_dataset, batch_size=cfg.batch_size, sampler=self.sampler,
+                                       collate_fn=task.collate, num_workers=cfg.num_workers, pin_memory=pin)
+        self.val_loader = None
+        if task.val_dataset is None and cfg.monitor.startswith("val_"):
+            raise ValueError(f"train.monitor is {cfg.monitor!r} but the task has no val_dataset "
+                             f"(monitor a train_ metric instead)")
+        if task.val_dataset is not None:
+            self.val_loader = DataLoader(task.val_dataset, batch_size=cfg.batch_size,
+                                         sampler=ShardSampler(len(task.val_dataset), info),
+                                         collate_fn=task.collate, num_workers=cfg.num_workers, pin_memory=pin)
+        self.steps_per_epoch = len(self.train_loader)
+        if cfg.max_steps_per_epoch is not None:
+            self.steps_per_epoch = min(self.steps_per_epoch, cfg.max_steps_per_epoch)
+        if self.steps_per_epoch == 0:
+            raise ValueError("task.train_dataset is empty")
+        total = self.steps_per_epoch * cfg.epochs
+        warmup = min(total, round(cfg.warmup_epochs * self.steps_per_epoch))
+
+        self.optimizer = torch.optim.AdamW(_param_groups(self.model, cfg.weight_decay), lr=cfg.lr,
+                                           betas=cfg.betas)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: lr_factor(step, warmup, total, cfg.schedule, cfg.min_lr_ratio))
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self.net: nn.Module = self.model
+        if info.distributed:
+            self.net = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=cfg.find_unused_parameters)
+
+        self.epoch = 0  # completed epochs
+        self.global_step = 0
+        self.best_metric: float | None = None
+        self.best_epoch: int | None = None
+        self.last_saved: Path | None = None  # the newest checkpoint of this run (or the resumed one)
+
+    # ------------------------------------------------------------------------ resume
+    def restore(self, path: Path) -> None:
+        state = load_checkpoint(path)
+        check_model(state, path, self.task.model_name, self.model_args)
+        load_model_state(self.model, state, path)
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            if state["scaler"]:
+                self.scaler.load_state_dict(state["scaler"])
+        except (ValueError, KeyError, RuntimeError) as err:
+            raise ValueError(f"checkpoint {path}: optimizer/scheduler state does not fit ({err})") from err
+        self.epoch, self.global_step = int(state["epoch"]), int(state["global_step"])
+        self.best_metric, self.best_epoch = state["best_metric"], state["best_epoch"]
+        rngs = state["rng"]
+        if not isinstance(rngs, list) or not rngs:
+            raise ValueError(f"checkpoint {path}: 'rng' must be a non-empty list of per-rank states")
+        restore_rng(rngs[self.info.rank % len(rngs)])
+        self.last_saved = path
+
+    # -------------------------------------------------------------------------- loop
+    def fit(self, resume: str | Path | None, stop_after: int | None,
+            on_epoch_end: Callable[[Mapping[str, float]], None] | None) -> FitResult:
+        if resume is not None:
+            self.restore(Path(resume))
+        log = None
+        if self.info.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            dump_config(self.full_config, self.out_dir / "config.yaml")
+            log = MetricsLog(self.out_dir / self.cfg.metrics_name, self.cfg.tensorboard)
+            log.truncate_after(self.epoch)
+        history: list[dict[str, float]] = []
+        try:
+            while self.epoch < self.cfg.epochs and (stop_after is None or self.epoch < stop_after):
+                start = time.perf_counter()
+                row: dict[str, float] = {"epoch": self.epoch + 1}
+                row.update(self.train_epoch())
+                row["step"] = self.global_step
+                row["lr"] = self.optimizer.param_groups[0]["lr"]
+                if self.val_loader is not None and ((self.epoch + 1) % self.cfg.val_every == 0
+                                                    or self.epoch + 1 == self.cfg.epochs):
+                    row.update({f"val_{k}": v for k, v in self.validate().items()})
+                row["time_s"] = time.perf_counter() - start
+                self.epoch += 1
+                self.end_epoch(row, log)
+                if self.info.is_main:
+                    history.append(row)
+                    if on_epoch_end is not None:
+                        on_epoch_end(row)
+        finally:
+            if log is not None:
+                log.close()
+        self.model.eval()
+        return FitResult(self.model, self.epoch, self.global_step, self.best_metric, self.best_epoch, self.last_path,
+                         self.best_path if self.best_epoch is not None else None, history)
+
+    def train_epoch(self) -> dict[str, float]:
+        self.net.train()
+        self.sampler.set_epoch(self.epoch)
+        sums: dict[str, float] = defaultdict(float)
+        bar = progress_bar(self.train_loader, self.steps_per_epoch, f"epoch {self.epoch + 1}/{self.cfg.epochs}",
+                           self.cfg.progress and self.info.is_main)
+        steps = 0
+        for batch in bar:
+            batch = move_to_device(batch, self.device, non_blocking=self.device.type == "cuda")
+            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                                enabled=self.amp_dtype is not None):
+                loss, logs = self.task.loss(batch, self.net)
+            value = float(loss.detach())
+            bad = all_reduce_max(torch.tensor([0.0 if math.isfinite(value) else 1.0], device=self.device),
+                                 self.info)
+            if bad.item() > 0:
+                self.diverged(f"loss is {value} on rank {self.info.rank}" if not math.isfinite(value)
+                              else "loss is NaN/Inf on another rank", self.epoch + 1, self.global_step + 1)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if self.cfg.grad_clip is not None:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            self.global_step += 1
+            steps += 1
+            sums["loss"] += value
+            for key, item in logs.items():
+                sums[key] += float(item)
+            bar.set_postfix(loss=f"{value:.4g}", lr=f"{self.optimizer.param_groups[0]['lr']:.2e}")
+            if steps == self.steps_per_epoch:
+                break
+        bar.close()
+        keys = sorted(sums)
+        totals = all_reduce_sum(torch.tensor([sums[k] for k in keys] + [float(steps)], dtype=torch.float64,
+                                             device=self.device), self.info).tolist()
+        return {f"train_{k}": totals[i] / totals[-1] for i, k in enumerate(keys)}
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Mean of every validation metric over all samples of all ranks."""
+        assert self.val_loader is not None
+        self.model.eval()
+        sums: dict[str, float] = defaultdict(float)
+        counts: dict[str, float] = defaultdict(float)
+        for batch in self.val_loader:
+            batch = move_to_device(batch, self.device, non_blocking=self.device.type == "cuda")
+            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                                enabled=self.amp_dtype is not None):
+                metrics = self.task.validate(batch, self.model)
+            for key, item in metrics.items():
+                values = torch.as_tensor(item, dtype=torch.float64).detach().reshape(-1)
+                sums[key] += float(values.sum())
+                counts[key] += values.numel()
+        keys = sorted(set().union(*all_gather_objects(sorted(sums), self.info)))
+        packed = torch.tensor([sums.get(k, 0.0) for k in keys] + [counts.get(k, 0.0) for k in keys],
+                              dtype=torch.float64, device=self.device)
+        totals = all_reduce_sum(packed, self.info).tolist()
+        n = len(keys)
+        return {k: totals[i] / totals[n + i] if totals[n + i] else math.nan for i, k in enumerate(keys)}
+
+    def end_epoch(self, row: dict[str, float], log: MetricsLog | None) -> None:
+        """Check weights, update best, write metrics and checkpoints (rank 0)."""
+        finite = all(torch.isfinite(p).all() for p in self.model.parameters())
+        if not finite:
+            self.diverged("model weights contain NaN/Inf", self.epoch, self.global_step)
+        monitor = self.cfg.monitor
+        validated = any(k.startswith("val_") for k in row)
+        if monitor not in row and (validated or not monitor.startswith("val_")):
+            raise ValueError(f"train.monitor: {monitor!r} is not a metric of this task "
+                             f"(have: {', '.join(k for k in row if k not in ('epoch', 'step'))})")
+        is_best = False
+        if monitor in row and math.isfinite(row[monitor]):
+            value = float(row[monitor])
+            best = self.best_metric
+            if best is None or (value < best if self.cfg.monitor_mode == "min" else value > best):
+                self.best_metric, self.best_epoch, is_best = value, self.epoch, True
+        rngs = all_gather_objects(capture_rng(), self.info)
+        self.last_saved = self.last_path
+        if not self.info.is_main:
+            return
+        assert log is not None
+        log.append(row)
+        state = self.state(rngs, row)
+        save_checkpoint(self.last_path, state)
+        if is_best:
+            save_checkpoint(self.best_path, state)
+
+    def state(self, rngs: list[dict[str, Any]], row: Mapping[str, float]) -> dict[str, Any]:
+        return {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "cinemri_version": version(),
+            "model_name": self.task.model_name, "model_args": self.model_args,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch, "global_step": self.global_step,
+            "best_metric": self.best_metric, "best_epoch": self.best_epoch, "monitor": self.cfg.monitor,
+            "rng": rngs, "config": self.record, "metrics": {k: float(v) for k, v in row.items()},
+        }
+
+    def diverged(self, what: str, epoch: int, step: int) -> None:
+        kept = f"last good checkpoint: {self.last_saved}" if self.last_saved else "no checkpoint written yet"
+        raise TrainingDivergedError(f"training diverged at epoch {epoch}, step {step}: {what}; {kept}",
+                                    epoch=epoch, step=step)
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on weight matrices/kernels (dim >= 2) only, not on biases and norms."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    if not decay and not rest:
+        raise ValueError("task.build_model() returned a model without trainable parameters")
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]

@@ -1,0 +1,110 @@
+"""Checkpoints: atomic writes, safe loading, clear errors for bad files, RNG round trip."""
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cinemri.train import check_model, load_checkpoint, load_model_state, save_checkpoint
+from cinemri.train.checkpoint import REQUIRED_KEYS, capture_rng, restore_rng
+from cinemri.train.example import TinyNet
+
+
+def minimal_state(model: torch.nn.Module) -> dict:
+    opt = torch.optim.AdamW(model.parameters())
+    return {"format": "cinemri-checkpoint", "format_version": 1, "cinemri_version": "0.1.0",
+            "model_name": "tinynet", "model_args": {"width": 4, "dropout": 0.0}, "model": model.state_dict(),
+            "optimizer": opt.state_dict(), "scheduler": {}, "scaler": {}, "epoch": 1, "global_step": 3,
+            "best_metric": None, "best_epoch": None, "rng": [capture_rng()], "config": {"train": {"lr": 0.1}}}
+
+
+def test_save_is_atomic_and_weights_only_loadable(tmp_path):
+    model = TinyNet(width=4)
+    path = tmp_path / "ck" / "last.pt"
+    save_checkpoint(path, minimal_state(model))
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.pt"]  # no temp file left
+    raw = torch.load(path, weights_only=True)
+    assert set(REQUIRED_KEYS) <= set(raw)
+    state = load_checkpoint(path)
+    other = TinyNet(width=4)
+    load_model_state(other, state, path)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), other.state_dict().values()))
+
+
+def test_crash_mid_write_keeps_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, minimal_state(TinyNet(width=4)))
+    before = path.read_bytes()
+
+    def crashing_save(obj, handle):
+        handle.write(b"PK\x03\x04 partial")
+        raise KeyboardInterrupt("killed mid-write")
+
+    monkeypatch.setattr(torch, "save", crashing_save)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, minimal_state(TinyNet(width=4)))
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "text", "truncated", "not_dict", "no_format", "missing_keys"])
+def test_bad_checkpoints_raise_value_error_naming_file(tmp_path, kind):
+    path = tmp_path / f"{kind}.pt"
+    good = minimal_state(TinyNet(width=4))
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "text":
+        path.write_text("model: weights\n")
+    elif kind == "truncated":
+        save_checkpoint(path, good)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "not_dict":
+        torch.save([1, 2, 3], path)
+    elif kind == "no_format":
+        torch.save({"model": good["model"]}, path)
+    elif kind == "missing_keys":
+        del good["optimizer"], good["rng"]
+        torch.save(good, path)
+    with pytest.raises(ValueError, match=rf"checkpoint .*{kind}\.pt") as info:
+        load_checkpoint(path)
+    if kind == "missing_keys":
+        assert "optimizer" in str(info.value) and "rng" in str(info.value)
+
+
+def test_unsafe_pickle_is_rejected(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "cinemri-checkpoint", "payload": Path("/etc")}, path)  # not weights_only-safe
+    with pytest.raises(ValueError, match=r"evil\.pt is not a readable torch file"):
+        load_checkpoint(path)
+
+
+def test_wrong_model_rejected(tmp_path):
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, minimal_state(TinyNet(width=4)))
+    state = load_checkpoint(path)
+    check_model(state, path, "tinynet", {"width": 4, "dropout": 0.0})
+    with pytest.raises(ValueError, match=r"last\.pt was written with other model args \(width: checkpoint 4 vs 6\)"):
+        check_model(state, path, "tinynet", {"width": 6, "dropout": 0.0})
+    with pytest.raises(ValueError, match=r"last\.pt holds model 'tinynet', expected 'unet'"):
+        check_model(state, path, "unet", {"width": 4, "dropout": 0.0})
+    with pytest.raises(ValueError, match=r"last\.pt: weights do not fit the model"):
+        load_model_state(TinyNet(width=6), state, path)
+
+
+def test_rng_round_trip_survives_save_and_load(tmp_path):
+    torch.manual_seed(1), np.random.seed(2), random.seed(3)
+    np.random.randn()  # leaves a cached Gaussian in NumPy's state
+    rng = capture_rng()
+    expected = (torch.rand(3), np.random.rand(3), np.random.randn(), random.random())
+    path = tmp_path / "last.pt"
+    state = minimal_state(TinyNet(width=4))
+    state["rng"] = [rng]
+    save_checkpoint(path, state)
+    torch.manual_seed(99), np.random.seed(99), random.seed(99)
+    restore_rng(load_checkpoint(path)["rng"][0])
+    got = (torch.rand(3), np.random.rand(3), np.random.randn(), random.random())
+    assert torch.equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
+    assert got[2] == expected[2] and got[3] == expected[3]
