@@ -1,0 +1,15 @@
+"""Segmentation networks: image (B, 1, H, W) float32 -> logits (B, K, H, W), K = 4 by default
+(0 background, 1 RV, 2 MYO, 3 LV).
+
+- :class:`UNet2D` — nnU-Net-style 2D U-Net.
+- :class:`MedNeXt2D` — 2D MedNeXt (Roy et al., MICCAI 2023) with :func:`upkern`.
+- :class:`MMNet` — multi-scale multi-skip connection network (Applied Intelligence 2021/22).
+- :data:`SEGMENTERS` / :func:`build_segmenter` — name -> model.
+"""
+
+from cinemri.seg.models.mednext import MedNeXt2D, upkern
+from cinemri.seg.models.mmnet import MMNet
+from cinemri.seg.models.registry import SEGMENTERS, build_segmenter, segmenter_arguments
+from cinemri.seg.models.unet import UNet2D
+
+__all__ = ["MMNet", "MedNeXt2D", "SEGMENTERS", "UNet2D", "build_segmenter", "segmenter_arguments", "upkern"]
