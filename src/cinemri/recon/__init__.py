@@ -1,0 +1,38 @@
+"""Dynamic reconstruction: denoising networks, data consistency, the unrolled cascade, baselines.
+
+Conventions (DESIGN.md): k-space (B, C, T, H, W) complex64, maps (B, C, H, W) complex64,
+mask (B, 1, T, 1, W) bool, image (B, T, H, W) complex64; networks see (B, 2, T, H, W) float
+through :mod:`cinemri.recon.channels` only.
+"""
+
+from cinemri.recon.baselines import cs_tv, tv_objective, zero_filled
+from cinemri.recon.cascade import Cascade
+from cinemri.recon.cbam import CBAM
+from cinemri.recon.channels import channels_to_complex, complex_to_channels
+from cinemri.recon.crnn import CRNN
+from cinemri.recon.dc import DataConsistency, hard_dc, soft_dc
+from cinemri.recon.registry import BASELINES, DENOISERS, build_denoiser, build_reconstructor
+from cinemri.recon.resnet3d import ResNet3D
+from cinemri.recon.unet2d1d import UNet2D1D
+from cinemri.recon.unet3d import UNet3D
+
+__all__ = [
+    "BASELINES",
+    "CBAM",
+    "CRNN",
+    "Cascade",
+    "DENOISERS",
+    "DataConsistency",
+    "ResNet3D",
+    "UNet2D1D",
+    "UNet3D",
+    "build_denoiser",
+    "build_reconstructor",
+    "channels_to_complex",
+    "complex_to_channels",
+    "cs_tv",
+    "hard_dc",
+    "soft_dc",
+    "tv_objective",
+    "zero_filled",
+]

@@ -1,0 +1,180 @@
+"""Classical reconstructions with the networks' call signature (kspace, mask, maps) -> image.
+
+* :func:`zero_filled` - the SENSE adjoint A^H y.
+* :func:`cs_tv` - compressed sensing with total variation along time (and optionally space):
+
+      min_x 0.5 ||A x - y||^2 + lambda_t ||D_t x||_1 + lambda_s ||grad_xy x||_{2,1}
+
+  A = M F S (SENSE forward), D_t the forward difference between neighbouring frames (no
+  wrap-around), grad_xy the forward differences along H and W of each frame, combined
+  isotropically per pixel; all norms on complex magnitudes. Solved by the primal-dual
+  algorithm of Chambolle & Pock (2011) with exact (non-smoothed) TV and the data term
+  dualised, so every step is explicit and batched; over-relaxed (rho = 1.8) with the ratio
+  of primal to dual step balanced for lambda; a fixed number of iterations. On a 12-frame
+  ACDC slice (patient090 mid-ventricular slice, magnitude, single coil, 5x
+  ``cartesian_mask(12, 224, 5, 8, "vd_random", 0)``) the defaults give 22.4 dB zero-filled
+  -> 33.4 dB (lambda_s = 0.0005 added: 34.7 dB); BART's ``pics -R T:1024:0:0.01 -i 50``
+  reaches 24.1 -> 32.9 dB on a similar slice and mask.
+
+  Scale-free: y is divided by s = max |A^H y| of each batch item before solving and the
+  result multiplied back, so lambda_t and lambda_s are relative to the zero-filled image's
+  maximum. For comparison, BART's ``pics -R T:1024:0:0.01`` scales by a percentile of the
+  zero-filled image instead of its maximum, so its lambda is larger for the same effect.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from cinemri.physics import sense_adjoint, sense_forward
+
+
+def zero_filled(kspace: Tensor, mask: Tensor, maps: Tensor) -> Tensor:
+    """Zero-filled SENSE reconstruction A^H y.
+
+    kspace: (B, C, T, H, W) complex64, mask: (B, 1, T, 1, W) bool, maps: (B, C, H, W) complex64
+    returns (B, T, H, W) complex64
+    """
+    return sense_adjoint(kspace, maps, mask)
+
+
+def _dt(x: Tensor) -> Tensor:
+    """Temporal forward difference: (B, T, H, W) -> (B, T-1, H, W)."""
+    return x[:, 1:] - x[:, :-1]
+
+
+def _dt_adjoint(q: Tensor) -> Tensor:
+    """Adjoint of :func:`_dt`: (B, T-1, H, W) -> (B, T, H, W)."""
+    padded = torch.nn.functional.pad(torch.view_as_real(q), (0, 0, 0, 0, 0, 0, 1, 1))  # (B, T+1, H, W, 2)
+    padded = torch.view_as_complex(padded)
+    return padded[:, :-1] - padded[:, 1:]
+
+
+def _grad(x: Tensor) -> Tensor:
+    """Spatial forward differences, zero at the far edge: (B, T, H, W) -> (B, 2, T, H, W)."""
+    gh = torch.zeros_like(x)
+    gw = torch.zeros_like(x)
+    gh[..., :-1, :] = x[..., 1:, :] - x[..., :-1, :]
+    gw[..., :, :-1] = x[..., :, 1:] - x[..., :, :-1]
+    return torch.stack([gh, gw], dim=1)
+
+
+def _grad_adjoint(r: Tensor) -> Tensor:
+    """Adjoint of :func:`_grad`: (B, 2, T, H, W) -> (B, T, H, W)."""
+    rh, rw = r[:, 0], r[:, 1]
+    out = torch.zeros_like(rh)
+    out[..., 1:, :] += rh[..., :-1, :]
+    out[..., :-1, :] -= rh[..., :-1, :]
+    out[..., :, 1:] += rw[..., :, :-1]
+    out[..., :, :-1] -= rw[..., :, :-1]
+    return out
+
+
+def _project(q: Tensor, radius: float, dim: int | None = None) -> Tensor:
+    """Project complex q onto {|q| <= radius}, pointwise (dim None) or jointly over ``dim``."""
+    if radius == 0:
+        return torch.zeros_like(q)
+    magnitude = q.abs() if dim is None else q.abs().square().sum(dim=dim, keepdim=True).sqrt()
+    return q / torch.clamp(magnitude / radius, min=1.0)
+
+
+def _check(kspace: Tensor, mask: Tensor, maps: Tensor, lambda_t: float, lambda_s: float, num_iters: int) -> None:
+    if kspace.ndim != 5 or maps.ndim != 4 or mask.ndim != 5:
+        raise ValueError(
+            "expected kspace (B, C, T, H, W), mask (B, 1, T, 1, W), maps (B, C, H, W); got "
+            f"{tuple(kspace.shape)}, {tuple(mask.shape)}, {tuple(maps.shape)}"
+        )
+    if not (lambda_t >= 0 and lambda_s >= 0 and math.isfinite(lambda_t + lambda_s)):
+        raise ValueError(f"lambda_t and lambda_s must be finite and >= 0, got {lambda_t}, {lambda_s}")
+    if num_iters < 1:
+        raise ValueError(f"num_iters must be >= 1, got {num_iters}")
+
+
+def _scale(kspace: Tensor, mask: Tensor, maps: Tensor) -> Tensor:
+    """Per-item max |A^H y| as a (B, 1, 1, 1) float tensor (1 where the image is all zero)."""
+    peak = zero_filled(kspace, mask, maps).abs().flatten(1).amax(dim=1)  # (B,)
+    return torch.where(peak > 0, peak, torch.ones_like(peak)).view(-1, 1, 1, 1)
+
+
+def tv_objective(
+    image: Tensor, kspace: Tensor, mask: Tensor, maps: Tensor, *, lambda_t: float, lambda_s: float = 0.0
+) -> Tensor:
+    """The objective :func:`cs_tv` minimises, in its normalised units, per batch item.
+
+    image: (B, T, H, W) complex, kspace: (B, C, T, H, W) complex64, mask: (B, 1, T, 1, W) bool,
+    maps: (B, C, H, W) complex64; returns (B,) float32.
+    """
+    scale = _scale(kspace, mask, maps)  # (B, 1, 1, 1)
+    x = image / scale
+    residual = sense_forward(x, maps, mask) - kspace * mask / scale.unsqueeze(1)  # (B, C, T, H, W)
+    value = 0.5 * residual.abs().square().flatten(1).sum(dim=1)
+    value = value + lambda_t * _dt(x).abs().flatten(1).sum(dim=1)
+    if lambda_s > 0:
+        value = value + lambda_s * _grad(x).abs().square().sum(dim=1).sqrt().flatten(1).sum(dim=1)
+    return value
+
+
+RELAXATION = 1.8  # over-relaxed Chambolle-Pock (valid in (0, 2)); ~1.8x fewer iterations
+STEP_BALANCE = 0.03  # sqrt(tau / sigma) = STEP_BALANCE / lambda: tuned on a phantom and an ACDC cine
+
+
+def _step_sizes(lambda_t: float, lambda_s: float) -> tuple[float, float]:
+    """Primal and dual steps with tau * sigma * ||K||^2 < 1, ||K||^2 <= ||A||^2 + ||D_t||^2 + ||grad||^2.
+
+    ||A|| <= 1, ||D_t||^2 <= 4, ||grad||^2 <= 8. The ratio tau / sigma matters as much as the
+    product: the dual variables live on the scale of lambda, the primal on the scale of 1.
+    """
+    norm_sq = 1.0 + 4.0 + (8.0 if lambda_s > 0 else 0.0)
+    lam = max(lambda_t, lambda_s)
+    ratio = STEP_BALANCE / lam if lam > 0 else 1.0  # sqrt(tau / sigma)
+    product = 0.99 / math.sqrt(norm_sq)
+    return product * ratio, product / ratio
+
+
+@torch.no_grad()
+def cs_tv(
+    kspace: Tensor,
+    mask: Tensor,
+    maps: Tensor,
+    *,
+    lambda_t: float = 0.003,
+    lambda_s: float = 0.0,
+    num_iters: int = 50,
+) -> Tensor:
+    """Temporal (+ spatial) TV compressed sensing by Chambolle-Pock primal-dual iterations.
+
+    kspace: (B, C, T, H, W) complex64 (zero where not sampled), mask: (B, 1, T, 1, W) bool,
+    maps: (B, C, H, W) complex64 with sum_c |S_c|^2 <= 1 (so ||A|| <= 1)
+    lambda_t, lambda_s: weights relative to max |zero-filled image| (see the module docstring)
+    num_iters: fixed number of iterations
+    returns (B, T, H, W) complex64
+
+    Raises:
+        ValueError: on wrong ranks, negative or non-finite lambdas, or num_iters < 1.
+    """
+    _check(kspace, mask, maps, lambda_t, lambda_s, num_iters)
+    kspace, maps = kspace.to(torch.complex64), maps.to(torch.complex64)
+    scale = _scale(kspace, mask, maps)  # (B, 1, 1, 1)
+    y = kspace * mask / scale.unsqueeze(1)  # (B, C, T, H, W), max |A^H y| = 1
+    x = sense_adjoint(y, maps, mask)  # (B, T, H, W) primal, starts at zero filling
+    p = torch.zeros_like(y)  # dual of the data term
+    q = torch.zeros_like(_dt(x))  # dual of temporal TV (B, T-1, H, W)
+    r = torch.zeros_like(_grad(x)) if lambda_s > 0 else None  # dual of spatial TV (B, 2, T, H, W)
+    tau, sigma = _step_sizes(lambda_t, lambda_s)
+    for _ in range(num_iters):
+        # one Chambolle-Pock step (primal first, extrapolated point x_bar), then over-relaxation
+        update = sense_adjoint(p, maps, mask) + _dt_adjoint(q)
+        if r is not None:
+            update = update + _grad_adjoint(r)
+        x_step = x - tau * update
+        x_bar = 2 * x_step - x
+        p_step = (p + sigma * (sense_forward(x_bar, maps, mask) - y)) / (1 + sigma)
+        q_step = _project(q + sigma * _dt(x_bar), lambda_t)
+        x, p, q = x + RELAXATION * (x_step - x), p + RELAXATION * (p_step - p), q + RELAXATION * (q_step - q)
+        if r is not None:
+            r_step = _project(r + sigma * _grad(x_bar), lambda_s, dim=1)
+            r = r + RELAXATION * (r_step - r)
+    return x * scale

@@ -1,0 +1,76 @@
+"""Unrolled cascade: N stages of (denoiser -> data consistency), starting from zero filling.
+
+What the model expects: k-space scaled by the dataset so that the zero-filled image has a
+magnitude of order 1 (e.g. divided by the 99th percentile or the max of |A^H y|); the soft-DC
+lambdas and the denoisers' weights are learned for that scale. The model does not rescale.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from cinemri.physics import sense_adjoint
+from cinemri.recon.channels import channels_to_complex, complex_to_channels
+from cinemri.recon.dc import DataConsistency
+
+
+class Cascade(nn.Module):
+    """Cascade of residual denoisers, each followed by data consistency.
+
+    forward(kspace (B, C, T, H, W) complex64, mask (B, 1, T, 1, W) bool, maps (B, C, H, W) complex64)
+        -> image (B, T, H, W) complex64
+    x_0 = A^H y (zero-filled SENSE adjoint); x_{s+1} = DC_s(complex(D_s(channels(x_s)))).
+
+    Args:
+        make_denoiser: builds one denoiser mapping (B, 2, T, H, W) -> (B, 2, T, H, W).
+        num_stages: N >= 1.
+        shared_weights: one denoiser for all stages (the DC lambdas stay per stage).
+        dc_mode: "hard" or "soft" (one learned lambda per stage).
+        init_lambda: starting lambda of soft DC.
+        checkpoint_stages: recompute each stage in the backward pass
+            (torch.utils.checkpoint, use_reentrant=False) to save memory; only when grad is on.
+
+    Parameters: num_stages * P_denoiser (or P_denoiser if shared) + num_stages if soft DC.
+
+    Raises:
+        ValueError: if num_stages < 1 or dc_mode is unknown.
+    """
+
+    def __init__(
+        self,
+        make_denoiser: Callable[[], nn.Module],
+        *,
+        num_stages: int = 3,
+        shared_weights: bool = False,
+        dc_mode: str = "soft",
+        init_lambda: float = 1.0,
+        checkpoint_stages: bool = False,
+    ) -> None:
+        super().__init__()
+        if num_stages < 1:
+            raise ValueError(f"num_stages must be >= 1, got {num_stages}")
+        self.num_stages = num_stages
+        self.shared_weights = shared_weights
+        self.checkpoint_stages = checkpoint_stages
+        count = 1 if shared_weights else num_stages
+        self.denoisers = nn.ModuleList([make_denoiser() for _ in range(count)])
+        self.dcs = nn.ModuleList([DataConsistency(mode=dc_mode, init_lambda=init_lambda) for _ in range(num_stages)])
+
+    def _stage(self, index: int, image: Tensor, kspace: Tensor, mask: Tensor, maps: Tensor) -> Tensor:
+        denoiser = self.denoisers[0 if self.shared_weights else index]
+        denoised = channels_to_complex(denoiser(complex_to_channels(image)))  # (B, T, H, W) complex64
+        return self.dcs[index](denoised, kspace, mask, maps)
+
+    def forward(self, kspace: Tensor, mask: Tensor, maps: Tensor) -> Tensor:
+        image = sense_adjoint(kspace, maps, mask)  # (B, T, H, W) complex64
+        use_checkpoint = self.checkpoint_stages and torch.is_grad_enabled()
+        for index in range(self.num_stages):
+            if use_checkpoint:
+                image = checkpoint(self._stage, index, image, kspace, mask, maps, use_reentrant=False)
+            else:
+                image = self._stage(index, image, kspace, mask, maps)
+        return image

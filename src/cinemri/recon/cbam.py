@@ -1,0 +1,76 @@
+"""Convolutional Block Attention Module (CBAM; Woo et al., ECCV 2018), for 2D or 3D features.
+
+Channel attention: average- and max-pooled descriptors over all positions go through one
+shared MLP (C -> C/r -> C); their sum through a sigmoid scales every channel.
+Spatial attention: the channel-wise average and max maps, stacked as 2 channels, go through
+one k x k (x k) convolution and a sigmoid; in 3D the map covers (T, H, W), so attention can
+pick frames as well as regions. The two are applied in that order, each multiplicatively.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class ChannelAttention(nn.Module):
+    """Channel gate of CBAM.
+
+    x: (B, C, *spatial) float  ->  same shape, x scaled by a (B, C, 1, ...) gate in (0, 1).
+    """
+
+    def __init__(self, channels: int, reduction: int = 8) -> None:
+        super().__init__()
+        if channels < 1:
+            raise ValueError(f"channels must be >= 1, got {channels}")
+        if reduction < 1:
+            raise ValueError(f"reduction must be >= 1, got {reduction}")
+        hidden = max(1, channels // reduction)
+        self.mlp = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        flat = x.flatten(2)  # (B, C, N)
+        gate = self.mlp(flat.mean(dim=2)) + self.mlp(flat.amax(dim=2))  # (B, C)
+        gate = torch.sigmoid(gate).view(*gate.shape, *([1] * (x.ndim - 2)))  # (B, C, 1, ...)
+        return x * gate
+
+
+class SpatialAttention(nn.Module):
+    """Spatial gate of CBAM over all non-channel axes ((H, W) in 2D, (T, H, W) in 3D).
+
+    x: (B, C, *spatial) float  ->  same shape, x scaled by a (B, 1, *spatial) gate in (0, 1).
+    """
+
+    def __init__(self, spatial_dims: int = 3, kernel_size: int = 7) -> None:
+        super().__init__()
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be a positive odd integer, got {kernel_size}")
+        conv = nn.Conv3d if spatial_dims == 3 else nn.Conv2d
+        self.conv = conv(2, 1, kernel_size, padding=kernel_size // 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        stats = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)  # (B, 2, *spatial)
+        return x * torch.sigmoid(self.conv(stats))
+
+
+class CBAM(nn.Module):
+    """Channel then spatial attention.
+
+    x: (B, C, T, H, W) (spatial_dims=3) or (B, C, H, W) (spatial_dims=2) float -> same shape.
+
+    Args:
+        channels: number of feature channels C.
+        reduction: ratio r of the shared MLP's bottleneck (C -> max(1, C // r) -> C).
+        spatial_dims: 2 or 3.
+        kernel_size: odd size of the spatial-attention convolution (7 in the paper).
+    """
+
+    def __init__(self, channels: int, reduction: int = 8, spatial_dims: int = 3, kernel_size: int = 7) -> None:
+        super().__init__()
+        self.channel = ChannelAttention(channels, reduction)
+        self.spatial = SpatialAttention(spatial_dims, kernel_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.spatial(self.channel(x))

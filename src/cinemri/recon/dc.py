@@ -1,0 +1,123 @@
+"""Data consistency: pull a network's image estimate back towards the measured k-space.
+
+Both layers work on the complex image through the SENSE operator of :mod:`cinemri.physics`:
+
+    k    = F S x                                  full coil k-space of the estimate
+    hard: k_dc = (1 - m) k + m y                  sampled entries replaced by the measurement
+    soft: k_dc = (1 - m) k + m (k + lam y) / (1 + lam),   lam >= 0 (lam -> inf gives hard)
+    x_dc = S^H F^H k_dc
+
+m is the sampling mask and y the measured k-space (zero where not sampled). For single coil
+(C = 1, maps of ones) hard DC is the exact projection onto {x : M F x = y}. For several coils
+it is a projection only when the maps are orthonormal per pixel (sum_c |S_c|^2 = 1, and the
+coil images of x stay in the range of S); otherwise it is the usual "replace and recombine"
+step, which is what cascades such as Schlemper et al. (2018) do.
+
+DC always runs in float32 / complex64 with autocast disabled, whatever the network runs in.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from cinemri.physics import fft2c, ifft2c
+
+DC_MODES = ("hard", "soft")
+
+
+def _check(image: Tensor, kspace: Tensor, mask: Tensor, maps: Tensor) -> None:
+    if image.ndim != 4 or kspace.ndim != 5 or maps.ndim != 4 or mask.ndim != 5:
+        raise ValueError(
+            "expected image (B, T, H, W), kspace (B, C, T, H, W), mask (B, 1, T, 1, W), maps (B, C, H, W); "
+            f"got image {tuple(image.shape)}, kspace {tuple(kspace.shape)}, mask {tuple(mask.shape)}, maps {tuple(maps.shape)}"
+        )
+
+
+def _mix(image: Tensor, kspace: Tensor, mask: Tensor, maps: Tensor, weight: Tensor | None) -> Tensor:
+    """S^H F^H [(1 - m) k + m ((1 - w) k + w y)] with k = F S x; w = 1 (hard) or lam / (1 + lam)."""
+    with torch.autocast(device_type=image.device.type, enabled=False):
+        image = image.to(torch.complex64)
+        kspace = kspace.to(torch.complex64)
+        maps = maps.to(torch.complex64)
+        coil_k = fft2c(maps.unsqueeze(2) * image.unsqueeze(1))  # (B, C, T, H, W)
+        sampled = mask.to(torch.bool)  # (B, 1, T, 1, W)
+        if weight is None:
+            target = kspace  # hard: replace
+        else:
+            target = coil_k + weight * (kspace - coil_k)  # (k + lam y) / (1 + lam)
+        coil_k = torch.where(sampled, target, coil_k)  # (B, C, T, H, W)
+        return (maps.conj().unsqueeze(2) * ifft2c(coil_k)).sum(dim=1)  # (B, T, H, W)
+
+
+def hard_dc(image: Tensor, kspace: Tensor, mask: Tensor, maps: Tensor) -> Tensor:
+    """Replace the sampled k-space of ``image`` by the measurement.
+
+    image: (B, T, H, W) complex, kspace: (B, C, T, H, W) complex64 measurement,
+    mask: (B, 1, T, 1, W) bool, maps: (B, C, H, W) complex64
+    returns (B, T, H, W) complex64
+    """
+    _check(image, kspace, mask, maps)
+    return _mix(image, kspace, mask, maps, None)
+
+
+def soft_dc(image: Tensor, kspace: Tensor, mask: Tensor, maps: Tensor, lam: Tensor | float) -> Tensor:
+    """Weighted average of the estimate's and the measured k-space at sampled locations.
+
+    k_dc = (1 - m) k + m (k + lam y) / (1 + lam); lam = 0 keeps k, lam -> inf is :func:`hard_dc`.
+    image: (B, T, H, W) complex, kspace: (B, C, T, H, W) complex64, mask: (B, 1, T, 1, W) bool,
+    maps: (B, C, H, W) complex64, lam: non-negative float, or 0-d float tensor (may need grad;
+    its sign is the caller's responsibility, e.g. softplus)
+    returns (B, T, H, W) complex64
+    """
+    _check(image, kspace, mask, maps)
+    if not isinstance(lam, Tensor):
+        if not lam >= 0:  # tensors are not checked here: that would sync a GPU every stage
+            raise ValueError(f"lam must be a non-negative scalar, got {lam}")
+        lam = torch.tensor(float(lam), device=image.device)
+    elif lam.ndim != 0:
+        raise ValueError(f"lam must be a 0-d tensor, got shape {tuple(lam.shape)}")
+    return _mix(image, kspace, mask, maps, lam / (1 + lam))
+
+
+class DataConsistency(nn.Module):
+    """Hard or soft (learned lambda) data consistency as a module.
+
+    forward(image (B, T, H, W) complex, kspace (B, C, T, H, W) complex64,
+            mask (B, 1, T, 1, W) bool, maps (B, C, H, W) complex64) -> (B, T, H, W) complex64
+
+    Args:
+        mode: "hard" (no parameters) or "soft" (one learned lambda = softplus(p) >= 0).
+        init_lambda: starting lambda of the soft mode (> 0). Lambda weighs the measurement
+            against the network's k-space in the units of the normalised data.
+
+    Raises:
+        ValueError: on an unknown mode or a non-positive init_lambda.
+    """
+
+    def __init__(self, *, mode: str = "soft", init_lambda: float = 1.0) -> None:
+        super().__init__()
+        if mode not in DC_MODES:
+            raise ValueError(f"mode must be one of {DC_MODES}, got {mode!r}")
+        if not init_lambda > 0 or not math.isfinite(init_lambda):
+            raise ValueError(f"init_lambda must be a positive finite number, got {init_lambda}")
+        self.mode = mode
+        if mode == "soft":
+            raw = init_lambda + math.log(-math.expm1(-init_lambda))  # softplus^-1(init_lambda)
+            self.raw_lambda = nn.Parameter(torch.tensor(raw, dtype=torch.float32))
+
+    @property
+    def lam(self) -> Tensor | None:
+        """Current lambda (0-d float32 tensor), or None for hard DC."""
+        return F.softplus(self.raw_lambda) if self.mode == "soft" else None
+
+    def forward(self, image: Tensor, kspace: Tensor, mask: Tensor, maps: Tensor) -> Tensor:
+        if self.mode == "hard":
+            return hard_dc(image, kspace, mask, maps)
+        return soft_dc(image, kspace, mask, maps, self.lam)
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}"
