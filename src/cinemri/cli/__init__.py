@@ -1,0 +1,55 @@
+"""The `cinemri` command. Each subcommand is a few lines that call a typed API function.
+
+Library code raises ValueError/OSError with a one-line message; here it becomes
+``cinemri: error: <message>`` on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from cinemri import __version__
+from cinemri.cli import data_commands, demo_command
+
+# Each module contributes subcommands through register(subparsers).
+_COMMAND_MODULES = (data_commands, demo_command)
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the examples in epilogs as written and shows defaults."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cinemri",
+        description="Cardiac cine MRI: undersampled k-space -> cine -> RV/MYO/LV -> ejection fraction.",
+        formatter_class=_Formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"cinemri {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in _COMMAND_MODULES:
+        module.register(subparsers, _Formatter)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        args.run(args)
+    except (ValueError, OSError) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"cinemri: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cinemri: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

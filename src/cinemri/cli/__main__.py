@@ -1,0 +1,5 @@
+import sys
+
+from cinemri.cli import main
+
+sys.exit(main())

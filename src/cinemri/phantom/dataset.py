@@ -1,0 +1,91 @@
+"""A phantom dataset on disk: one HDF5 file per case plus a seeded, stratified split."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from .generate import generate
+from .options import GROUPS, PhantomOptions, make_options
+
+SPLIT_FRACTIONS = (0.70, 0.15, 0.15)  # train, val, test, per group
+
+
+def case_seeds(seed: int, num_cases: int) -> list[int]:
+    """Seeds of the cases of a dataset: distinct 31-bit ints derived from (seed, index)."""
+    seeds: list[int] = []
+    for i in range(num_cases):
+        s = int(np.random.SeedSequence([int(seed), i]).generate_state(1)[0] >> 1)
+        seeds.append(s)
+    if len(set(seeds)) != len(seeds):  # astronomically unlikely; fail rather than overwrite
+        raise ValueError(f"seed={seed} gives colliding case seeds")
+    return seeds
+
+
+def split_names(names: list[str], groups: list[str], seed: int) -> dict[str, list[str]]:
+    """Train/val/test split (70/15/15 of all cases, rounded), stratified by group, seeded.
+
+    Each group is shuffled, the groups are interleaved round-robin, and val then test take
+    the first round(0.15 N) cases each of that order, so every group is spread as evenly as
+    the counts allow (with 100 balanced cases: 14/3/3 per group).
+    returns {"train": [...], "val": [...], "test": [...]} with names sorted in each part.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7919]))
+    members = {}
+    for group in sorted(set(groups)):
+        names_g = sorted(n for n, g in zip(names, groups) if g == group)
+        members[group] = [names_g[i] for i in rng.permutation(len(names_g))]
+    order = []
+    for rank in range(max((len(m) for m in members.values()), default=0)):
+        order += [m[rank] for m in members.values() if rank < len(m)]
+    n_val = int(round(SPLIT_FRACTIONS[1] * len(order)))
+    n_test = int(round(SPLIT_FRACTIONS[2] * len(order)))
+    split = {"val": order[:n_val], "test": order[n_val:n_val + n_test], "train": order[n_val + n_test:]}
+    return {k: sorted(split[k]) for k in ("train", "val", "test")}
+
+
+def _write_one(job: tuple[int, PhantomOptions, str]) -> tuple[str, str, str]:
+    from ..io import write_case  # imported in the worker: io is another part of the project
+
+    case_seed, opts, out_dir = job
+    case = generate(case_seed, opts)
+    path = write_case(case, Path(out_dir) / f"{case.name}.h5")
+    return str(path), case.name, str(case.group)
+
+
+def write_dataset(out_dir, num_cases: int, seed: int, workers: int = 1, **options) -> list[Path]:
+    """Generate ``num_cases`` phantom cases into ``out_dir`` (one ``<name>.h5`` each) and
+    write ``split.json``.
+
+    Case i has seed ``case_seeds(seed, num_cases)[i]``; when ``group`` is not given the groups
+    cycle through :data:`GROUPS` (balanced, like ACDC's 20 per group). ``workers`` processes
+    generate in parallel (spawned; results do not depend on it).
+    returns the case file paths in case order.
+    Raises ValueError on a bad count, worker number or option.
+    """
+    if isinstance(num_cases, bool) or not isinstance(num_cases, int) or num_cases < 1:
+        raise ValueError(f"num_cases must be a positive int, got {num_cases!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive int, got {workers!r}")
+    base = make_options(options)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = []
+    for i, case_seed in enumerate(case_seeds(seed, num_cases)):
+        group = base.group if base.group is not None else GROUPS[i % len(GROUPS)]
+        jobs.append((case_seed, make_options({**options, "group": group}), str(out)))
+    if workers == 1:
+        results = [_write_one(job) for job in jobs]
+    else:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+            results = list(pool.map(_write_one, jobs))
+    paths = [Path(p) for p, _, _ in results]
+    split = split_names([n for _, n, _ in results], [g for _, _, g in results], seed)
+    tmp = out / "split.json.tmp"
+    tmp.write_text(json.dumps(split, indent=2) + "\n")
+    tmp.replace(out / "split.json")
+    return paths
