@@ -28,7 +28,7 @@ def _run_demo(args) -> None:
     split = json.loads((data_dir / "split.json").read_text())
     name = (split.get("test") or split["train"])[0]
     case = read_case(data_dir / f"{name}.h5")
-    figures = show_case(case, args.out / "figures")
+    figures = show_case(case, args.out / "figures", crop_to_heart=True)
     print(f"phantom cases: {data_dir} ({args.cases} cases, split.json)")
     print(f"held-out case {name} ({case.group}): " +
           ", ".join(f"{k}={v:.1f}" for k, v in case.indices.items()))
