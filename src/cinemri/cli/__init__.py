@@ -10,10 +10,10 @@ import argparse
 import sys
 
 from cinemri import __version__
-from cinemri.cli import data_commands, demo_command
+from cinemri.cli import data_commands, demo_command, recon_commands, seg_commands
 
 # Each module contributes subcommands through register(subparsers).
-_COMMAND_MODULES = (data_commands, demo_command)
+_COMMAND_MODULES = (data_commands, demo_command, recon_commands, seg_commands)
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):

@@ -1,9 +1,18 @@
 """Segmentation dataset: one sample = one labelled 2D image (one slice of one labelled frame).
 
-Per sample (see docs/data.md): magnitude of the cine at (slice, frame) -> [resampling to a
-common spacing: not yet, see ``_resample``] -> per-image intensity normalisation ->
-optional centre crop/pad to a fixed size (image padded with 0 after normalisation,
-labels with background).
+Per sample (see docs/data.md): magnitude of the cine at (slice, frame) -> optional in-plane
+resampling to a common spacing (:class:`SliceGrid`: bilinear image, nearest labels) ->
+per-image intensity normalisation -> optional centre crop/pad to a fixed size (image padded
+with 0 after normalisation, labels with background).
+
+:class:`SliceGrid` also maps network outputs back to the original grid exactly (same shape;
+the case's affine is untouched), which is what ``cinemri seg predict/eval`` write and score.
+
+Resampling geometry: an (H, W) image of spacing (dy, dx) covers H*dy x W*dx mm. It is
+resampled to (h, w) = (round(H dy / s), round(W dx / s)) pixels covering the same field of
+view (``F.interpolate`` with ``align_corners=False``: pixel centres at (i + 1/2) H/h - 1/2),
+so the effective spacing is (H dy / h, W dx / w), within half a pixel of s over the field.
+The inverse uses the same map the other way and returns exactly (H, W).
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
@@ -29,6 +39,7 @@ class SegOptions:
     normalization: str = "zscore"  # "zscore": (x - mean) / std; "percentile": [p_low, p_high] -> [0, 1]
     percentiles: tuple[float, float] = (1.0, 99.0)  # used by "percentile"
     size: tuple[int, int] | None = None  # (H, W) centre crop/pad, or None to keep each image's size
+    spacing_mm: float | None = None  # in-plane target spacing (mm), or None to keep the native grid
     skip_empty: bool = False  # drop images without any foreground label
     cache_cases: int = 2  # whole non-.h5 cases kept in memory per worker
 
@@ -40,6 +51,8 @@ class SegOptions:
             raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100, got {self.percentiles!r}")
         if self.size is not None and (len(self.size) != 2 or min(self.size) < 1):
             raise ValueError(f"size must be (H, W) positive, got {self.size!r}")
+        if self.spacing_mm is not None and not (np.isfinite(self.spacing_mm) and self.spacing_mm > 0):
+            raise ValueError(f"spacing_mm must be a positive number of mm or None, got {self.spacing_mm!r}")
 
 
 @dataclass
@@ -139,23 +152,114 @@ class SegDataset(Dataset):
             raise ValueError(f"{case.source or case.name}: a segmentation case needs image and labels")
         image = np.abs(case.image[0, t]).astype(np.float32)  # (H, W)
         labels = case.labels[0, t]  # (H, W) uint8
-        spacing = case.spacing[1:]  # (dy, dx) mm
-        image, labels, spacing = _resample(image, labels, spacing)
-        image = normalize_intensity(image, self.options.normalization, self.options.percentiles)
-        if self.options.size is not None:
-            image = center_crop_or_pad(image, self.options.size)  # (h, w)
-            labels = center_crop_or_pad(labels, self.options.size)  # (h, w)
-        return SegSample(image=torch.from_numpy(np.ascontiguousarray(image))[None],
-                         labels=torch.from_numpy(labels.astype(np.int64)),
-                         spacing=torch.tensor(spacing, dtype=torch.float32),
+        grid = SliceGrid.plan(image.shape, case.spacing[1:], self.options)
+        return SegSample(image=torch.from_numpy(grid.prepare_image(image, self.options))[None],  # (1, h, w)
+                         labels=torch.from_numpy(grid.prepare_labels(labels)),  # (h, w) int64
+                         spacing=torch.tensor(grid.spacing, dtype=torch.float32),
                          name=self.source.name(i), slice_index=s, frame=t)
 
 
-def _resample(image: np.ndarray, labels: np.ndarray, spacing: tuple[float, float]
-              ) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
-    """Resampling to a common in-plane spacing goes here (planned: a ``SegOptions.spacing``
-    field; image linear, labels nearest). Today: identity.
+def _interpolate(x: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
+    """x: (..., H, W) -> (..., size[0], size[1]) by ``F.interpolate`` (align_corners=False for
+    bilinear); float32 out for bilinear, x's dtype for nearest."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x.copy()
+    lead = x.shape[:-2]
+    flat = torch.from_numpy(np.ascontiguousarray(x.reshape(-1, 1, *x.shape[-2:])))  # (N, 1, H, W)
+    if mode == "bilinear":
+        out = F.interpolate(flat.float(), size=size, mode="bilinear", align_corners=False)
+        return out.numpy().reshape(*lead, *size)
+    out = F.interpolate(flat.float(), size=size, mode="nearest-exact")  # exact for integer values
+    return out.numpy().reshape(*lead, *size).round().astype(x.dtype)
 
-    image: (H, W) float32; labels: (H, W) uint8; spacing: (dy, dx) mm.
+
+@dataclass(frozen=True)
+class SliceGrid:
+    """The map between an original (H, W) slice grid and the network's (h, w) grid.
+
+    original: (H, W); native_spacing: (dy, dx) mm; resampled: (H', W') after resampling to
+    the target spacing (= original when not resampling); size: (h, w) after the centre
+    crop/pad (= resampled when no size is set). Build with :meth:`plan`.
     """
-    return image, labels, spacing
+
+    original: tuple[int, int]
+    native_spacing: tuple[float, float]
+    resampled: tuple[int, int]
+    size: tuple[int, int]
+
+    @classmethod
+    def plan(cls, shape: tuple[int, ...], spacing, options: SegOptions) -> SliceGrid:
+        """shape: (..., H, W); spacing: (dy, dx) mm (or (dz, dy, dx): the last two are used)."""
+        height, width = int(shape[-2]), int(shape[-1])
+        dy, dx = (float(v) for v in tuple(spacing)[-2:])
+        if not (dy > 0 and dx > 0 and np.isfinite(dy) and np.isfinite(dx)):
+            raise ValueError(f"spacing must be positive mm values, got {spacing!r}")
+        resampled = (height, width)
+        if options.spacing_mm is not None:
+            resampled = (max(1, round(height * dy / options.spacing_mm)),
+                         max(1, round(width * dx / options.spacing_mm)))
+        size = resampled if options.size is None else tuple(int(v) for v in options.size)
+        return cls((height, width), (dy, dx), resampled, size)  # type: ignore[arg-type]
+
+    @property
+    def spacing(self) -> tuple[float, float]:
+        """(dy, dx) mm of the network grid (cropping keeps the spacing)."""
+        return (self.original[0] * self.native_spacing[0] / self.resampled[0],
+                self.original[1] * self.native_spacing[1] / self.resampled[1])
+
+    def prepare_image(self, image: np.ndarray, options: SegOptions) -> np.ndarray:
+        """image: (H, W) magnitude -> (h, w) float32: resample (bilinear), normalise, crop/pad."""
+        self._check(image, "image")
+        image = _interpolate(image.astype(np.float32), self.resampled, "bilinear")  # (H', W')
+        image = normalize_intensity(image, options.normalization, options.percentiles)
+        return np.ascontiguousarray(center_crop_or_pad(image, self.size), dtype=np.float32)  # (h, w)
+
+    def prepare_labels(self, labels: np.ndarray) -> np.ndarray:
+        """labels: (H, W) integer -> (h, w) int64: resample (nearest), crop/pad with background."""
+        self._check(labels, "labels")
+        labels = _interpolate(labels.astype(np.int64), self.resampled, "nearest")  # (H', W')
+        return np.ascontiguousarray(center_crop_or_pad(labels, self.size))  # (h, w)
+
+    def restore_probabilities(self, probs: np.ndarray) -> np.ndarray:
+        """Class probabilities back on the original grid: the exact inverse geometry.
+
+        probs: (K, h, w) float (softmax output, class 0 = background) -> (K, H, W) float32.
+        The area removed by the crop is background (probability 1 for class 0); the area
+        added by padding is dropped; then bilinear resampling back to (H, W).
+        """
+        probs = np.asarray(probs, dtype=np.float32)
+        if probs.ndim != 3 or tuple(probs.shape[1:]) != self.size:
+            raise ValueError(f"probs must be (K, {self.size[0]}, {self.size[1]}), got {probs.shape}")
+        full = center_crop_or_pad(probs, self.resampled)  # (K, H', W'); padded area is 0
+        outside = center_crop_or_pad(np.ones(self.size, np.float32), self.resampled) == 0  # (H', W')
+        full[0][outside] = 1.0
+        return _interpolate(full, self.original, "bilinear")  # (K, H, W)
+
+    def restore_labels(self, labels: np.ndarray) -> np.ndarray:
+        """labels: (h, w) integer -> (H, W) same dtype (nearest; removed area = background)."""
+        labels = np.asarray(labels)
+        if tuple(labels.shape) != self.size:
+            raise ValueError(f"labels must be {self.size}, got {labels.shape}")
+        return _interpolate(center_crop_or_pad(labels, self.resampled), self.original, "nearest")  # (H, W)
+
+    def _check(self, x: np.ndarray, name: str) -> None:
+        if tuple(x.shape) != self.original:
+            raise ValueError(f"{name} must be {self.original} (the planned grid), got {x.shape}")
+
+
+class InMemorySegDataset(Dataset):
+    """Every sample of ``dataset`` (a :class:`SegDataset`) read and preprocessed once, then
+    served from memory (samples as :class:`SegSample`: image (1, h, w) float32, labels (h, w) int64).
+
+    For training on few thousand slices (ACDC: ~1,900 labelled slices, ~200 MB at 160 x 160
+    float32): reading compressed NIfTI per sample would dominate the step time.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.samples: list[SegSample] = [dataset[i] for i in range(len(dataset))]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, item: int) -> SegSample:
+        return self.samples[item]

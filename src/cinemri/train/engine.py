@@ -89,6 +89,12 @@ def fit(task: Task, config: Any, *, resume: str | Path | None = None, stop_after
     ``stop_after_epoch`` ends the run after that epoch (1-based) as if the job were cut
     off; the LR schedule still spans ``train.epochs``, and ``fit(resume=last)`` continues it.
     ``on_epoch_end(row)`` is called on rank 0 with each epoch's metrics row.
+    Optional hooks, used when present: ``task.train_dataset.set_epoch(epoch)`` before each
+    training epoch's iterator is made (0-based epoch; DataLoader workers are created after
+    it, so they see it); ``task.set_progress(epoch, step, total_epochs)`` before each
+    training step (0-based epoch, 0-based step within that epoch, ``train.epochs``);
+    ``task.state_dict()`` (plain values/tensors) saved as the checkpoint's ``"task"`` entry
+    and given back to ``task.load_state_dict(state)`` on resume.
     Under torchrun (``WORLD_SIZE`` > 1) it joins the process group, shards the data and
     wraps the model in DistributedDataParallel; only rank 0 writes files.
 
@@ -179,6 +185,9 @@ class _Run:
                 self.scaler.load_state_dict(state["scaler"])
         except (ValueError, KeyError, RuntimeError) as err:
             raise ValueError(f"checkpoint {path}: optimizer/scheduler state does not fit ({err})") from err
+        load_task_state = getattr(self.task, "load_state_dict", None)
+        if callable(load_task_state) and state.get("task") is not None:
+            load_task_state(state["task"])
         self.epoch, self.global_step = int(state["epoch"]), int(state["global_step"])
         self.best_metric, self.best_epoch = state["best_metric"], state["best_epoch"]
         rngs = state["rng"]
@@ -226,12 +235,18 @@ class _Run:
     def train_epoch(self) -> dict[str, float]:
         self.net.train()
         self.sampler.set_epoch(self.epoch)
+        set_epoch = getattr(self.task.train_dataset, "set_epoch", None)
+        if callable(set_epoch):  # before the iterator exists, so DataLoader workers see it
+            set_epoch(self.epoch)
         sums: dict[str, float] = defaultdict(float)
         bar = progress_bar(self.train_loader, self.steps_per_epoch, f"epoch {self.epoch + 1}/{self.cfg.epochs}",
                            self.cfg.progress and self.info.is_main)
         steps = 0
+        set_progress = getattr(self.task, "set_progress", None)
         for batch in bar:
             batch = move_to_device(batch, self.device, non_blocking=self.device.type == "cuda")
+            if callable(set_progress):
+                set_progress(self.epoch, steps, self.cfg.epochs)
             with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                                 enabled=self.amp_dtype is not None):
                 loss, logs = self.task.loss(batch, self.net)
@@ -322,6 +337,7 @@ class _Run:
             "epoch": self.epoch, "global_step": self.global_step,
             "best_metric": self.best_metric, "best_epoch": self.best_epoch, "monitor": self.cfg.monitor,
             "rng": rngs, "config": self.record, "metrics": {k: float(v) for k, v in row.items()},
+            "task": self.task.state_dict() if callable(getattr(self.task, "state_dict", None)) else None,
         }
 
     def diverged(self, what: str, epoch: int, step: int) -> None:

@@ -1,0 +1,168 @@
+"""Ablation: train every variant of a config with the same budget, evaluate, tabulate, plot.
+
+The config's ``ablation.variants`` maps a variant name to its overrides
+(``"section.key=value"``, applied after the config files and the command-line overrides).
+Variants may change the model, the loss and the optimiser settings, never the training
+budget or the data: overrides of ``train.epochs``, ``train.max_steps_per_epoch``,
+``train.batch_size``, ``train.out_dir`` or ``data.*`` are refused. Each variant trains in
+``<out>/<name>/`` (resuming from its ``last.pt`` when interrupted) and is scored on
+``ablation.eval_split`` from its last checkpoint; every variant's config and denoiser
+options are checked before the first one trains; ``<out>/<name>/result.json`` marks it
+done, so a rerun skips it. Zero filling and CS-TV are scored once, with the first variant's
+evaluation (same cases and masks), into ``<out>/baselines.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from cinemri.experiments.recon import ReconTask, load_recon_config
+from cinemri.experiments.recon_eval import EvalOptions, evaluate
+from cinemri.recon import build_denoiser
+from cinemri.report._display import atomic_write
+from cinemri.train import fit
+
+FIXED_KEYS = ("train.epochs", "train.max_steps_per_epoch", "train.batch_size", "train.out_dir")
+FIXED_SECTIONS = ("data.", "ablation.")
+_NAME = re.compile(r"[A-Za-z0-9_.+-]+")
+
+
+def check_variants(variants: dict[str, list[str]]) -> None:
+    """ValueError naming the variant whose name or overrides break the equal-budget rule."""
+    if not variants:
+        raise ValueError("ablation.variants is empty; list {name: [overrides]} in the config")
+    for name, overrides in variants.items():
+        if not _NAME.fullmatch(name):
+            raise ValueError(f"ablation variant name {name!r} must use only letters, digits and _ . + -")
+        for override in overrides:
+            key = override.partition("=")[0].strip()
+            if key in FIXED_KEYS or key.startswith(FIXED_SECTIONS):
+                raise ValueError(f"ablation variant {name!r}: override {override!r} would change the training "
+                                 "budget or the data; set it for all variants (config or --set)")
+
+
+def _train_seconds(metrics_csv: Path) -> float:
+    """Sum of the per-epoch ``time_s`` column of an engine metrics file."""
+    with open(metrics_csv, newline="") as handle:
+        return float(sum(float(row["time_s"]) for row in csv.DictReader(handle) if row.get("time_s")))
+
+
+def ablate(files: str | os.PathLike | Sequence[str | os.PathLike], out_dir: str | os.PathLike,
+           overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Run every variant of the config (see the module docstring); write the table and plot.
+
+    Writes ``<out>/ablation.md`` (Markdown table), ``<out>/ablation.json`` and
+    ``<out>/ablation.png`` (PSNR and SSIM bars, mean ± std over the evaluated cases).
+    returns {"variants": {name: row}, "baselines": {...}, "table": path, "plot": path}.
+
+    Raises:
+        ValueError: a bad config, an empty or budget-changing variant list, missing data.
+    """
+    out = Path(out_dir)
+    config = load_recon_config(files, overrides)
+    check_variants(config.ablation.variants)
+    configs = {}  # every variant checked before anything trains
+    for name, variant in config.ablation.variants.items():
+        configs[name] = load_recon_config(files, [*overrides, *variant, f"train.out_dir={out / name}"])
+        build_denoiser(configs[name].model.denoiser, configs[name].model.denoiser_options)
+    rows: dict[str, dict[str, Any]] = {}
+    baselines_path = out / "baselines.json"
+    for name, variant in config.ablation.variants.items():
+        run_dir, cfg = out / name, configs[name]
+        done = run_dir / "result.json"
+        if done.is_file():
+            rows[name] = json.loads(done.read_text())
+            continue
+        last = run_dir / cfg.train.last_name
+        fit(ReconTask(cfg), cfg, resume=last if last.is_file() else None)
+        with_baselines = not baselines_path.is_file()
+        options = EvalOptions(split=cfg.ablation.eval_split, max_cases=cfg.ablation.max_eval_cases,
+                              max_slices_per_case=cfg.data.max_slices_per_case, cs=with_baselines,
+                              cs_iters=cfg.ablation.cs_iters, figures=with_baselines)
+        scores = evaluate(last, cfg.data.root, out_dir=run_dir / "eval", options=options)
+        if with_baselines:
+            baselines = {k: v for k, v in scores["methods"].items() if k != "model"}
+            baselines_path.write_text(json.dumps(baselines, indent=2) + "\n")
+        model = scores["methods"]["model"]
+        rows[name] = {"overrides": list(variant), "params": model["params"],
+                      "train_seconds": _train_seconds(run_dir / cfg.train.metrics_name),
+                      "seconds_per_slice": model["seconds_per_slice"], "summary": model["summary"],
+                      "cases": len(scores["cases"])}
+        done.write_text(json.dumps(rows[name], indent=2) + "\n")
+    baselines = json.loads(baselines_path.read_text()) if baselines_path.is_file() else {}
+    table = out / "ablation.md"
+    table.write_text(markdown_table(rows, baselines, config))
+    plot = ablation_plot(rows, baselines, out / "ablation.png")
+    result = {"variants": rows, "baselines": baselines, "table": str(table), "plot": str(plot)}
+    (out / "ablation.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _pm(summary: dict[str, float], digits: int) -> str:
+    mean, std = summary["mean"], summary["std"]
+    if not math.isfinite(mean):
+        return "n/a"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if math.isfinite(std) else f"{mean:.{digits}f}"
+
+
+def markdown_table(rows: dict[str, dict[str, Any]], baselines: dict[str, Any], config: Any) -> str:
+    """The ablation as a Markdown table (mean ± std over cases), with the shared budget stated."""
+    t, d = config.train, config.data
+    lines = [
+        "# Reconstruction ablation",
+        "",
+        f"Same budget for every variant: {t.epochs} epochs, batch {t.batch_size}, "
+        f"max steps/epoch {t.max_steps_per_epoch or 'all'}, lr {t.lr:g}; data {d.root} "
+        f"(train cases {d.max_train_cases or 'all'}, slices/case {d.max_slices_per_case or 'all'}), "
+        f"R = {d.acceleration:g} {d.pattern}. Scored on split '{config.ablation.eval_split}': magnitude, "
+        "data range = max of the reference case, SSIM = mean of per-frame 2D SSIMs (7x7), all frames.",
+        "",
+        "| variant | overrides | params | train time (s) | inference (s/slice) | PSNR (dB) | SSIM | NMSE |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, base in baselines.items():
+        s = base["summary"]
+        lines.append(f"| {name} | – | – | – | {base['seconds_per_slice']:.3f} | {_pm(s['psnr'], 2)} | "
+                     f"{_pm(s['ssim'], 4)} | {_pm(s['nmse'], 4)} |")
+    for name, row in rows.items():
+        s = row["summary"]
+        overrides = "<br>".join(f"`{o}`" for o in row["overrides"]) or "(config as is)"
+        lines.append(f"| {name} | {overrides} | {row['params']:,} | {row['train_seconds']:.0f} | "
+                     f"{row['seconds_per_slice']:.3f} | {_pm(s['psnr'], 2)} | {_pm(s['ssim'], 4)} | "
+                     f"{_pm(s['nmse'], 4)} |")
+    return "\n".join(lines) + "\n"
+
+
+def ablation_plot(rows: dict[str, dict[str, Any]], baselines: dict[str, Any], out_path: str | os.PathLike) -> Path:
+    """Bar chart of PSNR and SSIM (mean ± std over cases) per variant and baseline (PNG)."""
+    entries = {**{k: v["summary"] for k, v in baselines.items()}, **{k: v["summary"] for k, v in rows.items()}}
+    names = list(entries)
+    fig = Figure(figsize=(max(6.0, 0.6 * len(names) + 2), 6.0), dpi=120)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(2, 1, sharex=True)
+    x = np.arange(len(names))
+    colors = ["#999999" if n in baselines else "#0072B2" for n in names]
+    for ax, metric, label in zip(axes, ("psnr", "ssim"), ("PSNR (dB)", "SSIM")):
+        means = [entries[n][metric]["mean"] for n in names]
+        stds = [np.nan_to_num(entries[n][metric]["std"]) for n in names]
+        ax.bar(x, means, yerr=stds, color=colors, capsize=3)
+        finite = [m for m in means if math.isfinite(m)]
+        if finite:
+            low = min(finite) - max(stds + [0.0]) - (1.0 if metric == "psnr" else 0.02)
+            ax.set_ylim(bottom=max(0.0, low))
+        ax.set_ylabel(label)
+    axes[-1].set_xticks(x, names, rotation=45, ha="right", fontsize=8)
+    axes[0].set_title("mean ± std over evaluated cases (grey: baselines)", fontsize=9)
+    fig.tight_layout()
+    return atomic_write(out_path, lambda tmp: fig.savefig(tmp, format="png"))
+

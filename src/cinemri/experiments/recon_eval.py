@@ -1,0 +1,296 @@
+"""Evaluate a trained reconstruction model against zero filling and CS, and predict new cases.
+
+Scoring (DESIGN.md, fastMRI's convention), written into every result as ``conventions``:
+magnitude images; per case, the reference is the coil-combined fully sampled image (noise
+included) of every evaluated slice and frame; data range = max |reference| over the whole
+case; PSNR and NMSE over every pixel of the case; SSIM = mean of the per-frame 2D SSIMs
+(7x7 uniform window, scikit-image defaults) over all evaluated slices and frames; full
+image after the config's ``data.crop``. Every method sees the same undersampled k-space:
+masks are seeded from (data.seed, case name, slice), as in validation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from cinemri.case import Case
+from cinemri.data import ReconSample, center_crop_or_pad, collate_recon
+from cinemri.experiments.recon import SliceSubset, load_reconstructor, make_dataset, parameter_count, split_cases
+from cinemri.io import read_any, read_cmrxrecon, write_case
+from cinemri.metrics import MetricTable, nmse, psnr, ssim
+from cinemri.physics import estimate_coil_maps, sense_adjoint
+from cinemri.recon import cs_tv, zero_filled
+from cinemri.report.recon_figures import recon_comparison_figure, recon_comparison_gif
+
+METRICS = ("psnr", "ssim", "nmse")
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """Options of :func:`evaluate`; every default lives here.
+
+    acceleration: None uses the checkpoint's ``data.acceleration``. max_cases /
+    max_slices_per_case: first cases of the split, central slices of each case.
+    cs_lambda_t / cs_lambda_s / cs_iters: :func:`cinemri.recon.cs_tv` settings (lambdas
+    relative to max |zero-filled|; the defaults are cs_tv's documented ones).
+    """
+
+    split: str = "test"
+    acceleration: float | None = None
+    max_cases: int | None = None
+    max_slices_per_case: int | None = None
+    cs: bool = True
+    cs_lambda_t: float = 0.003
+    cs_lambda_s: float = 0.0
+    cs_iters: int = 50
+    figures: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("max_cases", "max_slices_per_case"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1 or None, got {value}")
+        if self.cs_iters < 1:
+            raise ValueError(f"cs_iters must be >= 1, got {self.cs_iters}")
+
+
+def resolve_data(data: str | os.PathLike | Sequence[str | os.PathLike], split: str,
+                 max_cases: int | None = None) -> list[Path]:
+    """Case files: a folder with ``split.json`` gives its ``split``; a folder without one gives
+    its ``*.h5`` files (sorted); files are taken as they are. ValueError if none are found."""
+    items = [Path(data)] if isinstance(data, (str, os.PathLike)) else [Path(d) for d in data]
+    if len(items) == 1 and items[0].is_dir():
+        root = items[0]
+        if (root / "split.json").is_file():
+            return split_cases(root, split, max_cases=max_cases)
+        files = sorted(root.glob("*.h5"))
+        if not files:
+            raise ValueError(f"data folder {root} holds no split.json and no .h5 case files")
+        return files[:max_cases]
+    missing = [str(p) for p in items if not p.exists()]
+    if missing or not items:
+        raise ValueError(f"data files do not exist: {', '.join(missing) or '(none given)'}")
+    return items[:max_cases]
+
+
+def _timed(fn, *args) -> tuple[torch.Tensor, float]:
+    start = time.perf_counter()
+    with torch.no_grad():
+        out = fn(*args)
+    return out, time.perf_counter() - start
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    arr = np.asarray(values, dtype=np.float64)
+    finite = arr[np.isfinite(arr)]
+    return {"mean": float(finite.mean()) if finite.size else math.nan,
+            "std": float(finite.std(ddof=1)) if finite.size > 1 else math.nan,
+            "n": int(arr.size)}
+
+
+def evaluate(checkpoint: str | os.PathLike, data: str | os.PathLike | Sequence[str | os.PathLike],
+             out_dir: str | os.PathLike | None = None, json_path: str | os.PathLike | None = None,
+             options: EvalOptions = EvalOptions()) -> dict[str, Any]:
+    """Score the model of ``checkpoint``, zero filling and CS-TV on the cases of ``data``.
+
+    Writes (when given) ``json_path`` and, in ``out_dir``: ``metrics.json``, ``metrics.csv``
+    (one row per case, columns ``<method>_<metric>``), ``comparison.png`` (reference / methods /
+    error maps at ED and ES of the first case's middle evaluated slice) and ``comparison.gif``.
+    returns the result dict (the JSON): ``methods.<name>.summary.<metric>.{mean, std, n}``,
+    ``methods.<name>.seconds_per_slice``, ``cases.<case>.<method>.<metric>``, ``conventions``.
+
+    Raises:
+        ValueError: a bad checkpoint, missing data, or data the model cannot reconstruct.
+    """
+    loaded = load_reconstructor(checkpoint)
+    model, data_cfg = loaded.model, loaded.config.data
+    files = resolve_data(data, options.split, options.max_cases)
+    recon_opts = data_cfg.options("fixed", options.acceleration)
+    methods = {"model": lambda b: model(b.kspace, b.mask, b.maps),
+               "zero_filled": lambda b: zero_filled(b.kspace, b.mask, b.maps)}
+    if options.cs:
+        methods["cs_tv"] = lambda b: cs_tv(b.kspace, b.mask, b.maps, lambda_t=options.cs_lambda_t,
+                                          lambda_s=options.cs_lambda_s, num_iters=options.cs_iters)
+    seconds = {name: 0.0 for name in methods}
+    slices_done = 0
+    table = MetricTable()
+    cases: dict[str, Any] = {}
+    figure_data = None
+    for path in files:
+        dataset = make_dataset([path], recon_opts, options.max_slices_per_case)
+        images: dict[str, list[np.ndarray]] = {name: [] for name in ["reference", *methods]}
+        for item in range(len(dataset)):
+            sample: ReconSample = dataset[item]
+            batch = collate_recon([sample])
+            images["reference"].append((sample.target / sample.scale).numpy())  # (T, H, W)
+            for name, method in methods.items():
+                out, took = _timed(method, batch)
+                seconds[name] += took
+                images[name].append((out[0] / sample.scale).numpy())  # (T, H, W)
+            slices_done += 1
+        stacked = {k: np.stack(v) for k, v in images.items()}  # each (S, T, H, W)
+        ref = torch.from_numpy(stacked["reference"].reshape(-1, *stacked["reference"].shape[2:]))  # (S*T, H, W)
+        data_range = float(ref.abs().max())
+        row, per_method = {}, {}
+        for name in methods:
+            pred = torch.from_numpy(stacked[name].reshape(ref.shape))  # (S*T, H, W)
+            scores = {"psnr": psnr(pred, ref, data_range), "ssim": ssim(pred, ref, data_range), "nmse": nmse(pred, ref)}
+            per_method[name] = scores
+            row.update({f"{name}_{k}": v for k, v in scores.items()})
+        name = sample.name
+        table.add(name, row)
+        cases[name] = {"file": str(path), "slices": len(dataset), "data_range": data_range, **per_method}
+        if figure_data is None:
+            figure_data = (name, path, dataset, stacked, per_method)
+    result: dict[str, Any] = {
+        "checkpoint": str(loaded.path), "epoch": loaded.epoch, "split": options.split,
+        "files": [str(f) for f in files], "acceleration": recon_opts.acceleration, "pattern": recon_opts.pattern,
+        "center_lines": recon_opts.center_lines, "mask_seed": recon_opts.seed, "crop": recon_opts.crop,
+        "single_coil": recon_opts.single_coil, "options": asdict(options),
+        "conventions": ("magnitude; data range = max |reference| over the case; PSNR/NMSE over all pixels of "
+                        "the case; SSIM = mean of per-frame 2D SSIMs (7x7 uniform window, skimage defaults); "
+                        f"frames: all; slices: {'central ' + str(options.max_slices_per_case) if options.max_slices_per_case else 'all'}; "
+                        f"crop: {recon_opts.crop or 'none (full image)'}; reference = fully sampled coil-combined image"),
+        "methods": {}, "cases": cases,
+    }
+    for name in methods:
+        entry: dict[str, Any] = {"summary": {m: _summary([c[name][m] for c in cases.values()]) for m in METRICS},
+                                 "seconds_per_slice": seconds[name] / max(slices_done, 1)}
+        if name == "model":
+            entry["params"] = parameter_count(model)
+        if name == "cs_tv":
+            entry.update(lambda_t=options.cs_lambda_t, lambda_s=options.cs_lambda_s, num_iters=options.cs_iters)
+        result["methods"][name] = entry
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out / "metrics.csv")
+        if options.figures and figure_data is not None:
+            result["figure"], result["gif"] = _figures(figure_data, out, recon_opts.acceleration)
+        _write_json(result, out / "metrics.json")
+    if json_path is not None:
+        _write_json(result, Path(json_path))
+    return result
+
+
+def _figures(figure_data, out: Path, acceleration: float) -> tuple[str, str]:
+    name, path, dataset, stacked, per_method = figure_data
+    s = stacked["reference"].shape[0] // 2
+    base = dataset.dataset if isinstance(dataset, SliceSubset) else dataset
+    item = dataset.items[s] if isinstance(dataset, SliceSubset) else s
+    case = base.source.slice(*base.index[item])
+    t = stacked["reference"].shape[1]
+    ed = case.ed_frame if case.ed_frame is not None else 0
+    es = case.es_frame if case.es_frame is not None else t // 2
+    frames = {"ED" if case.ed_frame is not None else "t0": ed, "ES" if case.es_frame is not None else "t_mid": es}
+    methods = {k: v[s] for k, v in stacked.items() if k != "reference"}
+    scores = {k: f"{v['psnr']:.2f} dB / {v['ssim']:.3f}" for k, v in per_method.items()}
+    fig = recon_comparison_figure(stacked["reference"][s], methods, frames, out / "comparison.png",
+                                  title=f"{name}, slice {base.index[item][1]}, R={acceleration:g} (case PSNR / SSIM)",
+                                  scores=scores)
+    gif = recon_comparison_gif(stacked["reference"][s], methods, out / "comparison.gif")
+    return str(fig), str(gif)
+
+
+def _write_json(result: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(result, indent=2, allow_nan=True) + "\n")
+    tmp.replace(path)
+
+
+# ----------------------------------------------------------------------------- predict
+
+
+def _read_input(path: Path, mask_path: str | os.PathLike | None) -> Case:
+    if path.suffix.lower() == ".mat":
+        return read_cmrxrecon(path, mask_path=mask_path)
+    if mask_path is not None:
+        raise ValueError(f"--mask is only for CMRxRecon .mat inputs, got {path}")
+    return read_any(path)
+
+
+def predict(input_path: str | os.PathLike, checkpoint: str | os.PathLike, out_path: str | os.PathLike,
+            acceleration: float | None = None, mask_path: str | os.PathLike | None = None) -> Path:
+    """Reconstruct a case and write it as a cinemri ``.h5`` case (atomic, via write_case).
+
+    input_path: a cinemri case (.h5) or CMRxRecon ``.mat``. Undersampled k-space (a mask in
+    the file or ``mask_path``) is reconstructed as acquired, coil maps from the file or
+    estimated from its calibration lines; a fully sampled input (k-space, or image + coil
+    maps) needs ``acceleration`` and is undersampled with the checkpoint's mask settings,
+    seeded per slice. The output keeps labels, spacing, ED/ES, group and indices of the input
+    (labels cropped like the image when the config crops).
+
+    Raises:
+        ValueError: a bad checkpoint or input, ``acceleration`` missing for a fully sampled
+            input or given for an undersampled one.
+    """
+    input_path, out_path = Path(input_path), Path(out_path)
+    loaded = load_reconstructor(checkpoint)
+    case = _read_input(input_path, mask_path)
+    undersampled = case.kspace is not None and case.mask is not None and not bool(np.all(case.mask))
+    if undersampled:
+        if acceleration is not None:
+            raise ValueError(f"{input_path} is already undersampled; drop --acceleration")
+        samples = _undersampled_samples(case)
+    else:
+        if acceleration is None:
+            raise ValueError(f"{input_path} is fully sampled; give --acceleration to undersample it")
+        options = loaded.config.data.options("fixed", acceleration)
+        dataset = make_dataset([case], options)
+        samples = [dataset[i] for i in range(len(dataset))]
+    slices = []
+    with torch.no_grad():
+        for sample in samples:
+            batch = collate_recon([sample])
+            out = loaded.model(batch.kspace, batch.mask, batch.maps)[0] / sample.scale  # (T, H, W)
+            slices.append(out.to(torch.complex64).numpy())
+    image = np.stack(slices)  # (S, T, H, W)
+    labels = case.labels
+    if labels is not None and labels.shape[-2:] != image.shape[-2:]:
+        labels = center_crop_or_pad(labels, image.shape[-2:])
+    result = replace(case, image=image, labels=labels, kspace=None, mask=None, coil_maps=None,
+                     source=str(input_path), noise_std=0.0)
+    return write_case(result, out_path)
+
+
+def _undersampled_samples(case: Case) -> list[ReconSample]:
+    """Samples of an undersampled k-space case, normalised like :class:`ReconDataset`."""
+    kspace = torch.from_numpy(case.kspace)  # (S, C, T, H, W)
+    mask = torch.from_numpy(np.asarray(case.mask, dtype=bool))[None, :, None, :]  # (1, T, 1, W)
+    samples = []
+    for s in range(kspace.shape[0]):
+        k = kspace[s:s + 1] * mask  # (1, C, T, H, W)
+        if case.coil_maps is not None:
+            maps = torch.from_numpy(case.coil_maps[s:s + 1])  # (1, C, H, W)
+        else:
+            maps = estimate_coil_maps(k, center_lines=_calib_lines(case.mask))  # (1, C, H, W)
+        zf = sense_adjoint(k, maps).abs()  # (1, T, H, W)
+        p99 = float(torch.quantile(zf.flatten().float(), 0.99))
+        scale = 1.0 / p99 if p99 > 0 else 1.0
+        samples.append(ReconSample(kspace=(k[0] * scale).to(torch.complex64), mask=mask, maps=maps[0].to(torch.complex64),
+                                   target=torch.zeros_like(zf[0], dtype=torch.complex64), scale=scale,
+                                   name=case.name, slice_index=s))
+    return samples
+
+
+def _calib_lines(mask: np.ndarray, most: int = 24) -> int:
+    """Width (<= ``most``, >= 2) of the central ky block acquired in at least one frame; mask (T, W) bool."""
+    acquired = np.asarray(mask, dtype=bool).any(axis=0)  # (W,)
+    w = acquired.shape[0]
+    width = 0
+    for n in range(1, min(most, w) + 1):
+        start = w // 2 - n // 2
+        if not acquired[start:start + n].all():
+            break
+        width = n
+    return max(width, 2)

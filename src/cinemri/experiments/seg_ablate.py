@@ -1,0 +1,117 @@
+"""``cinemri seg ablate``: models x losses x augmentation on/off with equal budgets.
+
+Every variant is the base experiment with its ``model`` section, its ``loss`` section and
+``augment.enabled`` replaced; all share ``train`` (epochs, steps per epoch, batch size, LR)
+and the data split. Each trains into ``OUT/<model>-<loss>-<aug|noaug>/`` and is scored on the
+validation cases (3D Dice per structure at ED and ES, HD95); ``result.json`` marks it done.
+A rerun skips done variants and resumes an unfinished one from its ``last.pt``.
+Outputs: ``ablation.md`` (table), ``ablation.json``, ``ablation.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from cinemri.experiments.seg_config import SegExperiment
+from cinemri.experiments.seg_eval import evaluate
+from cinemri.experiments.seg_train import train
+from cinemri.train import build, config_to_dict, load_config
+
+
+@dataclass
+class AblationSection:
+    """``models``: label -> a model section ({name, args}); ``losses``: label -> a loss
+    section; ``augment``: the augmentation settings to try; ``eval_max_cases``: validation
+    cases scored per variant (null = all)."""
+
+    models: dict[str, dict[str, Any]] = field(default_factory=lambda: {"unet": {"name": "unet"}})
+    losses: dict[str, dict[str, Any]] = field(default_factory=lambda: {"ce": {"kind": "ce"}, "dice": {"kind": "dice"},
+                                                                       "combined": {"kind": "combined"}})
+    augment: list[bool] = field(default_factory=lambda: [True, False])
+    eval_max_cases: int | None = None
+
+
+@dataclass
+class AblationExperiment(SegExperiment):
+    ablation: AblationSection = field(default_factory=AblationSection)
+
+
+def variants(cfg: AblationExperiment, out: Path) -> dict[str, SegExperiment]:
+    """label -> the experiment of every (model, loss, augment) combination (validated now)."""
+    raw = config_to_dict(cfg)
+    section = raw.pop("ablation")
+    found = {}
+    for model_label, model in section["models"].items():
+        for loss_label, loss in section["losses"].items():
+            for augment in section["augment"]:
+                label = f"{model_label}-{loss_label}-{'aug' if augment else 'noaug'}"
+                variant = json.loads(json.dumps(raw))
+                variant["model"], variant["loss"] = model, loss
+                variant["augment"]["enabled"] = augment
+                variant["train"]["out_dir"] = str(out / label)
+                found[label] = build(SegExperiment, variant, source=f"ablation variant {label}")
+    return found
+
+
+def ablate(files: Sequence[str], out_dir: str | Path, overrides: Sequence[str] = ()) -> str:
+    """Run (or resume) the ablation; returns the Markdown table (also in ``ablation.md``)."""
+    cfg = load_config(AblationExperiment, files, overrides)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for label, variant in variants(cfg, out).items():
+        folder = Path(variant.train.out_dir)
+        done = folder / "result.json"
+        if done.is_file():
+            results[label] = json.loads(done.read_text())
+            continue
+        last = folder / variant.train.last_name
+        start = time.perf_counter()
+        fit_result = train(variant, resume=last if last.is_file() else None)
+        seconds = time.perf_counter() - start
+        checkpoint = fit_result.best_checkpoint or fit_result.last_checkpoint
+        summary = evaluate(checkpoint, split="val", max_cases=cfg.ablation.eval_max_cases)
+        scores = summary["phases"]["all"]
+        row = {k: scores[k]["mean"] for k in ("dice_rv", "dice_myo", "dice_lv", "dice_mean",
+                                              "hd95_rv_mm", "hd95_myo_mm", "hd95_lv_mm")}
+        row.update(params=sum(p.numel() for p in fit_result.model.parameters()), train_seconds=seconds,
+                   epochs=fit_result.epochs_completed, cases=len(summary["cases"]))
+        done.write_text(json.dumps(row, indent=2) + "\n")
+        results[label] = row
+    table = markdown_table(results)
+    (out / "ablation.md").write_text(table + "\n")
+    (out / "ablation.json").write_text(json.dumps(results, indent=2) + "\n")
+    _plot(results, out / "ablation.png")
+    return table
+
+
+def markdown_table(results: dict[str, dict[str, Any]]) -> str:
+    """One row per variant: Dice RV/MYO/LV/mean (3D, ED and ES pooled), HD95 mean (mm), params, time."""
+    lines = ["| variant | Dice RV | Dice MYO | Dice LV | Dice mean | HD95 mean (mm) | params | train time (s) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for label, r in results.items():
+        hd = [r[f"hd95_{s}_mm"] for s in ("rv", "myo", "lv") if isinstance(r[f"hd95_{s}_mm"], (int, float))]
+        hd_text = f"{sum(hd) / len(hd):.2f}" if hd else "n/a"
+        lines.append(f"| {label} | {r['dice_rv']:.3f} | {r['dice_myo']:.3f} | {r['dice_lv']:.3f} | "
+                     f"{r['dice_mean']:.3f} | {hd_text} | {r['params']:,} | {r['train_seconds']:.0f} |")
+    return "\n".join(lines)
+
+
+def _plot(results: dict[str, dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(results)
+    fig, ax = plt.subplots(figsize=(max(4, 0.5 * len(labels) + 2), 3.2))
+    ax.bar(range(len(labels)), [results[k]["dice_mean"] for k in labels])
+    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=7)
+    ax.set(ylabel="mean 3D Dice (val)", ylim=(0, 1))
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

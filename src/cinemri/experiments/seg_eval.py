@@ -1,0 +1,131 @@
+"""``cinemri seg eval``: challenge-style scores of a checkpoint on labelled cases.
+
+As the ACDC challenge scored (Bernard et al., IEEE TMI 2018): per volume (all slices of one
+phase, 3D), at ED and ES separately, Dice of RV, MYO and LV and their mean, HD95 and
+Hausdorff in mm with the slice distance as the third spacing (see cinemri.metrics for the
+empty-structure rules); and the clinical indices (LV/RV EDV, ESV, EF, LV mass) from the
+predicted vs the ground-truth labels: Pearson r, bias (mean of predicted - true) and the
+standard deviation of the differences. Labels are scored on each case's original grid.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cinemri.clinical import INDEX_KEYS, compute_indices
+from cinemri.experiments.seg_data import CaseRef, discover_cases, split_cases
+from cinemri.experiments.seg_infer import load_segmenter, predict_case
+from cinemri.io import read_any
+from cinemri.metrics import MetricTable, segmentation_scores
+
+SPLITS = ("val", "train", "all")
+
+
+def phase_scores(pred: np.ndarray, true: np.ndarray, spacing) -> dict[str, float]:
+    """Scores of one phase: pred, true (S, H, W) integer labels; spacing (dz, dy, dx) mm.
+    Returns segmentation_scores' keys plus "dice_mean" (mean of RV, MYO, LV Dice)."""
+    scores = segmentation_scores(pred, true, spacing)
+    scores["dice_mean"] = float(np.mean([scores["dice_rv"], scores["dice_myo"], scores["dice_lv"]]))
+    return scores
+
+
+def agreement(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
+    """Agreement of paired values (n,): Pearson r, bias = mean(pred - true), sd of the
+    differences (ddof 1), mean absolute difference, n. Non-finite pairs are left out."""
+    pred, true = np.asarray(pred, np.float64), np.asarray(true, np.float64)
+    keep = np.isfinite(pred) & np.isfinite(true)
+    pred, true = pred[keep], true[keep]
+    diff = pred - true
+    r = float(np.corrcoef(pred, true)[0, 1]) if pred.size >= 2 and pred.std() > 0 and true.std() > 0 else math.nan
+    return {"n": int(pred.size), "pearson_r": r, "bias": float(diff.mean()) if diff.size else math.nan,
+            "sd": float(diff.std(ddof=1)) if diff.size >= 2 else math.nan,
+            "mae": float(np.abs(diff).mean()) if diff.size else math.nan}
+
+
+def _select(cfg, data: list[str] | None, split: str) -> list[CaseRef]:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if split == "all":
+        return discover_cases(list(data) if data else list(cfg.data.train) + list(cfg.data.val))
+    train, val = split_cases(cfg.data, data)
+    return val if split == "val" else train
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+def evaluate(checkpoint: str | os.PathLike, data: list[str] | None = None, *, split: str = "val",
+             out_dir: str | os.PathLike | None = None, json_path: str | os.PathLike | None = None,
+             flip_tta: bool | None = None, largest_component: bool | None = None,
+             device: str = "cpu", max_cases: int | None = None) -> dict[str, Any]:
+    """Score ``checkpoint`` on the ``split`` of ``data`` (default: the checkpoint's own sources).
+
+    split: "val" / "train" (the checkpoint's split rule applied to ``data``) or "all".
+    Writes to ``out_dir`` (when given): ``per_case.csv`` (one row per case and phase),
+    ``clinical.csv`` (predicted and true indices per case), ``summary.json``; and the summary
+    to ``json_path``. Returns the summary: {"checkpoint", "split", "cases", "tta", "lcc",
+    "phases": {"ed"|"es"|"all": {metric: {"mean", "std", "median", "n", "n_inf"}}},
+    "clinical": {index: agreement}}.
+    Raises ValueError for an unreadable checkpoint or cases without ED/ES labels.
+    """
+    model, cfg = load_segmenter(checkpoint, device)
+    refs = _select(cfg, data, split)[:max_cases]
+    if not refs:
+        raise ValueError(f"no case to evaluate in split {split!r} of {data or cfg.data.train}")
+    tables = {"ed": MetricTable(), "es": MetricTable(), "all": MetricTable()}
+    clinical_rows: dict[str, dict[str, float]] = {}
+    for ref in refs:
+        case = read_any(ref.path)
+        if case.labels is None or case.ed_frame is None or case.es_frame is None:
+            raise ValueError(f"{ref.path}: evaluation needs labels and ED/ES frames")
+        frames = [case.ed_frame, case.es_frame]
+        missing = [f for f in frames if f not in case.labelled_frames]
+        if missing:
+            raise ValueError(f"{ref.path}: frame(s) {missing} (ED/ES) have no ground truth")
+        pred = predict_case(model, case, cfg, frames, flip_tta=flip_tta, largest_component=largest_component,
+                            device=device)  # (S, T, H, W)
+        for phase, t in (("ed", case.ed_frame), ("es", case.es_frame)):
+            scores = phase_scores(pred[:, t], case.labels[:, t], case.spacing)
+            tables[phase].add(f"{case.name}_{phase}", scores)
+            tables["all"].add(f"{case.name}_{phase}", scores)
+        row = {}
+        for who, labels in (("pred", pred), ("true", case.labels)):
+            for key, value in compute_indices(labels, case.spacing, case.ed_frame, case.es_frame).as_dict().items():
+                row[f"{who}_{key}"] = value
+        clinical_rows[case.name] = row
+    summary: dict[str, Any] = {
+        "checkpoint": str(checkpoint), "split": split, "cases": [r.name for r in refs],
+        "tta": cfg.eval.flip_tta if flip_tta is None else flip_tta,
+        "lcc": cfg.eval.largest_component if largest_component is None else largest_component,
+        "phases": {phase: {k: {"mean": s.mean, "std": s.std, "median": s.median, "n": s.n, "n_inf": s.n_inf}
+                           for k, s in table.summary().items() if not k.startswith("n_")}
+                   for phase, table in tables.items()},
+        "clinical": {key: agreement(np.array([r[f"pred_{key}"] for r in clinical_rows.values()]),
+                                    np.array([r[f"true_{key}"] for r in clinical_rows.values()]))
+                     for key in INDEX_KEYS},
+    }
+    summary = _json_safe(summary)
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        tables["all"].to_csv(out / "per_case.csv")
+        clinical = MetricTable()
+        for name, row in clinical_rows.items():
+            clinical.add(name, row)
+        clinical.to_csv(out / "clinical.csv")
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if json_path is not None:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(json.dumps(summary, indent=2) + "\n")
+    return summary

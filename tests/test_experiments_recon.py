@@ -1,0 +1,310 @@
+"""Reconstruction experiments: losses, training task, engine hooks, eval, predict, ablate, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_io_builders import write_mat5
+
+from cinemri.case import Case
+from cinemri.cli import main
+from cinemri.experiments import (EvalOptions, ReconTask, ablate, evaluate, load_recon_config, load_reconstructor,
+                                 predict, train)
+from cinemri.io import read_case, write_case
+from cinemri.masks import cartesian_mask
+from cinemri.metrics import psnr, ssim
+from cinemri.phantom import write_dataset
+from cinemri.physics import sense_forward
+from cinemri.recon import zero_filled as zero_filled_recon
+from cinemri.recon.losses import l1_loss, l2_loss, parse_loss, recon_loss, ssim_loss
+from cinemri.train import fit, load_checkpoint, save_checkpoint, seed_everything
+from cinemri.train.example import SmoothingTask
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "configs" / "recon" / "tiny.yaml"
+DEMO = Path("/work/shared/data/samples/cmrxrecon2024_demo/cine_sax.mat")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny 3D convolutions are far faster single-threaded on a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def phantom(tmp_path_factory):
+    """3 cases of 32x32, 6 frames, 4 slices, 4 coils; split train 2 / val 1 / test 1."""
+    root = tmp_path_factory.mktemp("phantom")
+    paths = write_dataset(root, 3, seed=3, height=32, width=32, frames=6, slices=4, coils=4, supersample=1)
+    names = [p.stem for p in paths]
+    (root / "split.json").write_text(json.dumps({"train": names[:2], "val": names[2:], "test": names[2:]}))
+    return root
+
+
+def tiny_overrides(phantom, out, *extra):
+    return [f"data.root={phantom}", f"train.out_dir={out}", *extra]
+
+
+@pytest.fixture(scope="module")
+def trained(phantom, tmp_path_factory):
+    """One short training of the tiny config (fixed mask, one slice of one case, 60 steps)."""
+    out = tmp_path_factory.mktemp("run")
+    overrides = tiny_overrides(phantom, out, "train.epochs=6", "train.max_steps_per_epoch=10",
+                               "train.lr=3e-2", "train.schedule=constant", "train.warmup_epochs=0.1",
+                               "data.max_train_cases=1", "data.max_slices_per_case=1", "data.train_mask_mode=fixed")
+    config = load_recon_config(TINY, overrides)
+    task = ReconTask(config)
+    result = fit(task, config)
+    return result, task, config, out
+
+
+# ------------------------------------------------------------------------------ losses
+
+
+def test_l1_l2_hand_computed():
+    target = torch.zeros(1, 2, 3, 4, dtype=torch.complex64)
+    pred = target.clone()
+    pred[0, 1, 2, 3] = 1 + 2j
+    n = 2 * 3 * 4 * 2  # pixels x (real, imag)
+    assert l1_loss(pred, target).item() == pytest.approx(3 / n)
+    assert l2_loss(pred, target).item() == pytest.approx(5 / n)
+
+
+def test_ssim_loss_matches_the_metric_and_has_gradients():
+    gen = torch.Generator().manual_seed(0)
+    target = torch.rand(2, 3, 20, 17, generator=gen) * torch.exp(1j * torch.rand(2, 3, 20, 17, generator=gen))
+    pred = (target + 0.1 * torch.randn(2, 3, 20, 17, dtype=torch.complex64, generator=gen)).requires_grad_(True)
+    loss = ssim_loss(pred, target)
+    expected = 1 - np.mean([ssim(pred[b].detach(), target[b]) for b in range(2)])  # range = max per item
+    assert loss.item() == pytest.approx(expected, abs=1e-5)
+    loss.backward()
+    assert torch.isfinite(pred.grad).all() and pred.grad.abs().sum() > 0
+    assert ssim_loss(target, target).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_parse_loss_and_combination():
+    assert parse_loss("l1+ssim", {"ssim": 0.5}) == {"l1": 1.0, "ssim": 0.5}
+    for kind, weights in (("l3", None), ("l1+l1", None), ("l1", {"ssim": 1.0})):
+        with pytest.raises(ValueError, match="loss"):
+            parse_loss(kind, weights)
+    target = torch.rand(1, 2, 9, 9, dtype=torch.complex64)
+    pred = target + 0.2
+    total, logs = recon_loss(pred, target, {"l1": 2.0, "ssim": 0.5})
+    assert total.item() == pytest.approx(2 * logs["l1"].item() + 0.5 * logs["ssim"].item())
+
+
+# ---------------------------------------------------------------------------- training
+
+
+def test_training_lowers_loss_and_beats_zero_filling(trained):
+    result, task, config, out = trained
+    losses = [row["train_loss"] for row in result.history]
+    assert losses[-1] < 0.7 * losses[0]
+    sample = task.train_dataset[0]
+    batch = task.collate([sample])
+    seed_everything(config.train.seed)  # the engine's initial weights
+    untrained = task.build_model().eval()
+    with torch.no_grad():
+        pred = result.model(batch.kspace, batch.mask, batch.maps)[0]
+        start = untrained(batch.kspace, batch.mask, batch.maps)[0]
+    zero_filled = zero_filled_recon(batch.kspace, batch.mask, batch.maps)[0]
+    assert psnr(pred, sample.target) > psnr(start, sample.target) + 1.5
+    assert psnr(pred, sample.target) > psnr(zero_filled, sample.target)
+    assert {"val_psnr", "val_ssim", "val_nmse", "val_loss"} <= set(result.history[-1])
+    assert (out / "best.pt").is_file() and (out / "last.pt").is_file()
+
+
+def test_resume_continues(phantom, tmp_path):
+    overrides = tiny_overrides(phantom, tmp_path, "train.epochs=2", "train.max_steps_per_epoch=2")
+    first = train([TINY], overrides, stop_after_epoch=1)
+    assert first.epochs_completed == 1 and first.global_step == 2
+    second = train([TINY], overrides, resume=tmp_path / "last.pt")
+    assert second.epochs_completed == 2 and second.global_step == 4
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 2
+
+
+def test_bad_config_key_is_a_clear_error(phantom, tmp_path):
+    with pytest.raises(ValueError, match="unknown key 'model.num_stage'"):
+        load_recon_config(TINY, ["model.num_stage=2"])
+    with pytest.raises(ValueError, match="loss kind"):
+        load_recon_config(TINY, ["loss.kind=l1+huber"])
+    with pytest.raises(ValueError, match="no split 'nope'"):
+        ReconTask(load_recon_config(TINY, tiny_overrides(phantom, tmp_path, "data.train_split=nope")))
+
+
+# ------------------------------------------------------------------------ engine hooks
+
+
+class _EpochRecorder(torch.utils.data.Dataset):
+    def __init__(self, base):
+        self.base, self.epochs = base, []
+
+    def set_epoch(self, epoch):
+        self.epochs.append(epoch)
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, i):
+        return self.base[i]
+
+
+@dataclass
+class _HookTask(SmoothingTask):
+    progress: list = field(default_factory=list)
+    restored: dict | None = None
+
+    def set_progress(self, epoch, step, total_epochs):
+        self.progress.append((epoch, step, total_epochs))
+
+    def state_dict(self):
+        return {"seen": len(self.progress)}
+
+    def load_state_dict(self, state):
+        self.restored = dict(state)
+
+
+def test_engine_calls_set_epoch_progress_and_task_state(tmp_path):
+    from cinemri.train import TrainConfig
+
+    task = _HookTask(train_size=8, val_size=0)
+    task.train_dataset = _EpochRecorder(task.train_dataset)
+    cfg = TrainConfig(epochs=2, batch_size=4, out_dir=str(tmp_path), progress=False, tensorboard=False,
+                      monitor="train_loss")
+    fit(task, cfg, stop_after_epoch=1)
+    assert task.train_dataset.epochs == [0] and task.progress == [(0, 0, 2), (0, 1, 2)]
+    assert load_checkpoint(tmp_path / "last.pt")["task"] == {"seen": 2}
+    again = _HookTask(train_size=8, val_size=0)
+    again.train_dataset = _EpochRecorder(again.train_dataset)
+    fit(again, cfg, resume=tmp_path / "last.pt")
+    assert again.restored == {"seen": 2} and again.train_dataset.epochs == [1]
+    assert again.progress == [(1, 0, 2), (1, 1, 2)]
+
+
+# --------------------------------------------------------------- checkpoints, eval, predict
+
+
+def test_load_reconstructor_and_bad_checkpoints(trained, tmp_path):
+    result, task, config, out = trained
+    loaded = load_reconstructor(out / "last.pt")
+    assert loaded.config.model == config.model and not loaded.model.training
+    for a, b in zip(loaded.model.state_dict().values(), result.model.state_dict().values()):
+        assert torch.equal(a, b.cpu())
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="garbage.pt"):
+        load_reconstructor(garbage)
+    state = load_checkpoint(out / "last.pt")
+    state["model_name"] = "tinynet"
+    other = tmp_path / "other.pt"
+    save_checkpoint(other, state)
+    with pytest.raises(ValueError, match="other.pt.*tinynet"):
+        load_reconstructor(other)
+
+
+def test_eval_writes_documented_results(trained, phantom, tmp_path):
+    _, _, _, out = trained
+    options = EvalOptions(split="test", max_slices_per_case=2, cs_iters=30)
+    result = evaluate(out / "last.pt", phantom, out_dir=tmp_path / "eval", json_path=tmp_path / "r.json",
+                      options=options)
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["methods"].keys() == {"model", "zero_filled", "cs_tv"}
+    for entry in saved["methods"].values():
+        assert set(entry["summary"]) == {"psnr", "ssim", "nmse"} and entry["seconds_per_slice"] > 0
+        assert {"mean", "std", "n"} <= set(entry["summary"]["psnr"])
+    assert saved["methods"]["cs_tv"]["num_iters"] == 30 and "data range" in saved["conventions"]
+    (case,) = saved["cases"].values()
+    assert case["slices"] == 2
+    # CS-TV removes aliasing, so it must beat zero filling on the phantom
+    assert case["cs_tv"]["psnr"] > case["zero_filled"]["psnr"]
+    assert 0 < case["zero_filled"]["ssim"] < case["cs_tv"]["ssim"] <= 1
+    for name in ("metrics.csv", "metrics.json", "comparison.png", "comparison.gif"):
+        assert (tmp_path / "eval" / name).stat().st_size > 0
+    header = (tmp_path / "eval" / "metrics.csv").read_text().splitlines()[0]
+    assert header.startswith("case,model_psnr,model_ssim,model_nmse,zero_filled_psnr")
+    assert result["methods"]["model"]["params"] > 0
+
+
+def test_predict_round_trip_on_fully_sampled_case(trained, phantom, tmp_path):
+    _, _, _, out = trained
+    source = json.loads((phantom / "split.json").read_text())["test"][0]
+    original = read_case(phantom / f"{source}.h5")
+    with pytest.raises(ValueError, match="fully sampled"):
+        predict(phantom / f"{source}.h5", out / "last.pt", tmp_path / "x.h5")
+    written = predict(phantom / f"{source}.h5", out / "last.pt", tmp_path / "recon.h5", acceleration=5)
+    case = read_case(written)
+    assert case.image.shape == original.image.shape and case.image.dtype == np.complex64
+    np.testing.assert_array_equal(case.labels, original.labels)
+    assert (case.spacing, case.ed_frame, case.es_frame) == (original.spacing, original.ed_frame, original.es_frame)
+    ratio = np.abs(case.image).mean() / np.abs(original.image).mean()
+    assert 0.8 < ratio < 1.25  # the dataset's normalisation was undone
+
+
+def test_predict_undersampled_case_and_cmrxrecon_mat(trained, phantom, tmp_path):
+    _, _, _, out = trained
+    name = json.loads((phantom / "split.json").read_text())["test"][0]
+    original = read_case(phantom / f"{name}.h5")
+    mask = cartesian_mask(6, 32, 4.0, 4, "vd_random", seed=1).numpy()  # (T, W)
+    full = sense_forward(torch.from_numpy(original.image), torch.from_numpy(original.coil_maps)).numpy()
+    under = Case(name="under", spacing=original.spacing, kspace=full * mask[None, None, :, None, :], mask=mask,
+                 labels=original.labels, ed_frame=original.ed_frame, es_frame=original.es_frame)
+    path = write_case(under, tmp_path / "under.h5")
+    with pytest.raises(ValueError, match="already undersampled"):
+        predict(path, out / "last.pt", tmp_path / "x.h5", acceleration=5)
+    case = read_case(predict(path, out / "last.pt", tmp_path / "under_recon.h5"))
+    assert case.image.shape == original.image.shape and case.ed_frame == original.ed_frame
+    # CMRxRecon .mat, MATLAB dims (kx, ky, coils, slices, frames); the real demo when present
+    mat = DEMO if DEMO.is_file() else write_mat5(
+        tmp_path / "cine_sax.mat", {"kspace_full": full[:2].transpose(3, 4, 1, 0, 2)})
+    case = read_case(predict(mat, out / "last.pt", tmp_path / "mat_recon.h5", acceleration=4))
+    expected = (1, 1, 512, 246) if mat == DEMO else (2, 6, 32, 32)
+    assert case.image.shape == expected and np.isfinite(case.image).all()
+
+
+# ----------------------------------------------------------------------- ablate and CLI
+
+
+def test_ablate_two_variants_writes_table_and_resumes(phantom, tmp_path):
+    config = tmp_path / "ablation.yaml"
+    config.write_text(f"base: {TINY}\ntrain: {{epochs: 1, max_steps_per_epoch: 2, val_every: 1}}\n"
+                      f"data: {{root: {phantom}, max_slices_per_case: 1}}\n"
+                      "ablation:\n  cs_iters: 5\n  variants:\n    l1: []\n    l2: ['loss.kind=l2']\n")
+    result = ablate(config, tmp_path / "abl")
+    table = (tmp_path / "abl" / "ablation.md").read_text()
+    assert "| l1 |" in table and "| l2 |" in table and "| zero_filled |" in table and "| cs_tv |" in table
+    assert (tmp_path / "abl" / "ablation.png").stat().st_size > 0
+    assert result["variants"]["l1"]["params"] == result["variants"]["l2"]["params"]
+    done = tmp_path / "abl" / "l2" / "result.json"
+    before = done.stat().st_mtime_ns
+    ablate(config, tmp_path / "abl")  # finished variants are skipped
+    assert done.stat().st_mtime_ns == before
+    text = config.read_text()
+    config.write_text(text + "    longer: ['train.epochs=5']\n")
+    with pytest.raises(ValueError, match="'longer'.*budget"):
+        ablate(config, tmp_path / "abl")
+    config.write_text(text + "    typo: ['model.denoiser_options.bogus=1']\n")
+    with pytest.raises(ValueError, match="bogus"):
+        ablate(config, tmp_path / "abl2")
+    assert not (tmp_path / "abl2").exists()  # refused before anything trained
+
+
+def test_cli_train_and_errors(phantom, tmp_path, capsys):
+    args = ["recon", "train", "--config", str(TINY), "--set", f"data.root={phantom}", "--set",
+            f"train.out_dir={tmp_path}", "--set", "train.epochs=1", "--set", "train.max_steps_per_epoch=1"]
+    assert main(args) == 0
+    assert "last checkpoint" in capsys.readouterr().out
+    assert main([*args, "--set", "model.bogus=1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown key 'model.bogus'" in err[0]
+    assert main(["recon", "eval", "--checkpoint", str(tmp_path / "missing.pt"), "--data", str(phantom)]) == 2
+    assert "missing.pt" in capsys.readouterr().err
+    assert math.isfinite(load_checkpoint(tmp_path / "last.pt")["metrics"]["train_loss"])

@@ -1,0 +1,226 @@
+"""Segmentation experiment layer: config, split, training, eval, predict, CLI (tiny ACDC-like data)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from cinemri.experiments.seg_config import load_seg_config
+from cinemri.experiments.seg_data import discover_cases, split_cases
+
+REAL_ACDC = Path("/work/shared/data/acdc/training")
+TINY = Path(__file__).resolve().parents[1] / "configs" / "seg" / "tiny.yaml"
+GROUPS = ("NOR", "DCM", "HCM", "MINF", "RV")
+
+
+def heart_labels(shape_xy: tuple[int, int], slices: int, radius: float, centre: tuple[float, float]) -> np.ndarray:
+    """(X, Y, Z) uint8: LV disc (3), myocardial ring (2), RV crescent (1); smaller towards the apex."""
+    x, y = np.meshgrid(np.arange(shape_xy[0]), np.arange(shape_xy[1]), indexing="ij")
+    out = np.zeros((*shape_xy, slices), np.uint8)
+    for z in range(slices):
+        r = radius * (1.0 - 0.25 * z / max(slices - 1, 1))
+        d = np.hypot(x - centre[0], y - centre[1])
+        rv = np.hypot(x - centre[0], y - (centre[1] - 1.6 * r))
+        out[..., z][(rv < 1.3 * r) & (d >= 1.5 * r)] = 1
+        out[..., z][(d >= r) & (d < 1.5 * r)] = 2
+        out[..., z][d < r] = 3
+    return out
+
+
+def write_patient(root: Path, index: int, shape_xy=(40, 36), slices=3, spacing=(2.0, 2.2, 8.0)) -> Path:
+    """patientNNN folder: Info.cfg (ED 1, ES 2, Group), frame01/02 images and _gt files."""
+    rng = np.random.default_rng(index)
+    pid = f"patient{index:03d}"
+    folder = root / pid
+    folder.mkdir(parents=True, exist_ok=True)
+    affine = np.diag([spacing[0], spacing[1], spacing[2], 1.0])
+    affine[:3, 3] = (-10.0, 5.0, 2.0 + index)
+    centre = (shape_xy[0] / 2 + rng.uniform(-2, 2), shape_xy[1] / 2 + rng.uniform(-2, 2))
+    radius = rng.uniform(4.5, 6.0)
+    table = np.array([60.0, 200.0, 40.0, 220.0], np.float32)  # bg, RV blood, MYO, LV blood
+    for frame, scale in ((1, 1.0), (2, 0.75)):
+        labels = heart_labels(shape_xy, slices, radius * scale, centre)
+        image = (table[labels] + rng.normal(0, 8, labels.shape)).astype(np.float32)
+        for data, suffix in ((image, ""), (labels, "_gt")):
+            img = nib.Nifti1Image(data, affine)
+            img.header.set_zooms(spacing)
+            nib.save(img, str(folder / f"{pid}_frame{frame:02d}{suffix}.nii.gz"))
+    (folder / "Info.cfg").write_text(f"ED: 1\nES: 2\nGroup: {GROUPS[index % len(GROUPS)]}\nHeight: 170\n")
+    return folder
+
+
+def write_acdc_root(root: Path, count: int = 6) -> Path:
+    """An ACDC-like training root with patients 001..count."""
+    for i in range(1, count + 1):
+        write_patient(root, i)
+    return root
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny convolutions run fastest on one thread (and do not fight other jobs for the cores)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def acdc(tmp_path_factory) -> Path:
+    return write_acdc_root(tmp_path_factory.mktemp("acdc") / "training", 10)
+
+
+@pytest.fixture(scope="module")
+def trained(acdc, tmp_path_factory):
+    """A tiny U-Net trained for 3 short epochs; (FitResult, config)."""
+    from cinemri.experiments.seg_train import train
+
+    out = tmp_path_factory.mktemp("run")
+    cfg = load_seg_config([TINY], [f"data.train=[{acdc}]", f"train.out_dir={out}", "train.epochs=3",
+                                   "train.max_steps_per_epoch=5", "data.preprocess.size=[24, 24]"])
+    return train(cfg), cfg
+
+
+def test_bad_config_key_and_values_give_clear_errors(acdc):
+    with pytest.raises(ValueError, match=r"unknown key 'loss\.kindd'"):
+        load_seg_config([TINY], ["loss.kindd=ce"])
+    with pytest.raises(ValueError, match="loss.schedule must be one of"):
+        load_seg_config([TINY], ["loss.schedule=exponential"])
+    from cinemri.experiments.seg_task import SegTask
+
+    cfg = load_seg_config([TINY], [f"data.train=[{acdc}]", "model.args={widht: 8}"])
+    with pytest.raises(ValueError, match=r"model.args: segmenter 'unet' takes no argument\(s\) \['widht'\]"):
+        SegTask(cfg)
+    cfg = load_seg_config([TINY], [f"data.train=[{acdc}]", "loss.schedule=linear", "loss.schedule_args={w2: 1}"])
+    with pytest.raises(ValueError, match="schedule_args"):
+        SegTask(cfg)
+
+
+def test_split_by_patient_stratified_seeded_and_patient090_never_trained(acdc, tmp_path):
+    cfg = load_seg_config([TINY], [f"data.train=[{acdc}]", "data.val_fraction=0.2"]).data
+    train, val = split_cases(cfg)
+    assert {r.name for r in train} | {r.name for r in val} == {f"patient{i:03d}" for i in range(1, 11)}
+    assert not {r.name for r in train} & {r.name for r in val}
+    assert sorted(r.group for r in val) == sorted(GROUPS)  # 2 per group x 0.2 -> 1 per group
+    assert split_cases(cfg) == (train, val)  # seeded
+    write_patient(tmp_path, 90)
+    refs = discover_cases([tmp_path / "patient090", acdc])
+    train2, val2 = split_cases(cfg, [tmp_path / "patient090", acdc])
+    assert len(refs) == 11 and "patient090" in {r.name for r in val2} and "patient090" not in {r.name for r in train2}
+    if REAL_ACDC.is_dir():  # the real set: 100 patients, 20 per group, 4 of each in validation
+        real = load_seg_config([TINY], [f"data.train=[{REAL_ACDC}]"]).data
+        t, v = split_cases(real)
+        assert len(t) + len(v) == 100 and "patient090" not in {r.name for r in t}
+        assert all(sum(r.group == g for r in v) >= 6 for g in GROUPS)  # val_fraction 0.3 -> 6 per group
+    else:
+        assert len(train) == 8
+
+
+def test_short_training_raises_validation_dice(trained):
+    result, _ = trained
+    dice = [row["val_dice_mean"] for row in result.history]
+    assert len(dice) == 3 and dice[-1] > dice[0] + 0.02
+    assert result.best_checkpoint is not None and result.best_checkpoint.is_file()
+    assert {"train_ce", "train_dice", "train_w_ce"} <= set(result.history[0])
+
+
+def test_task_state_restores_generator_and_schedule(acdc):
+    import torch
+
+    from cinemri.experiments.seg_task import SegTask
+
+    cfg = load_seg_config([TINY], [f"data.train=[{acdc}]", "loss.schedule=linear", "data.max_cases=2"])
+    task = SegTask(cfg)
+    task.set_progress(3, 0, 5)
+    state = task.state_dict()
+    first = torch.rand(4, generator=task.generator)
+    other = SegTask(cfg)
+    other.load_state_dict(state)
+    torch.testing.assert_close(torch.rand(4, generator=other.generator), first)
+    assert other.criterion.weight == pytest.approx(task.criterion.weight) and task.criterion.weight < 1.0
+
+
+def test_eval_perfect_predictor_scores_dice_one_and_zero_distance(trained, acdc, tmp_path, monkeypatch):
+    import cinemri.experiments.seg_eval as seg_eval
+
+    result, _ = trained
+    monkeypatch.setattr(seg_eval, "predict_case", lambda model, case, cfg, frames, **_: case.labels.copy())
+    summary = seg_eval.evaluate(result.best_checkpoint, [str(acdc)], split="val", out_dir=tmp_path / "ev",
+                                json_path=tmp_path / "ev.json")
+    for phase in ("ed", "es"):
+        scores = summary["phases"][phase]
+        for s in ("rv", "myo", "lv"):
+            assert scores[f"dice_{s}"]["mean"] == 1.0
+            assert scores[f"hd95_{s}_mm"]["mean"] == 0.0 and scores[f"hd_{s}_mm"]["mean"] == 0.0
+    ef = summary["clinical"]["lv_ef_pct"]
+    assert ef["bias"] == 0.0 and ef["sd"] == 0.0 and ef["pearson_r"] == pytest.approx(1.0)
+    assert json.loads((tmp_path / "ev.json").read_text()) == summary
+    assert (tmp_path / "ev" / "per_case.csv").is_file() and (tmp_path / "ev" / "clinical.csv").is_file()
+
+
+def test_eval_real_model_writes_expected_keys(trained, acdc, tmp_path):
+    from cinemri.cli import main
+
+    result, _ = trained
+    code = main(["seg", "eval", "--checkpoint", str(result.best_checkpoint), "--data", str(acdc),
+                 "--json", str(tmp_path / "e.json"), "--flip-tta", "--largest-component", "--max-cases", "2"])
+    assert code == 0
+    summary = json.loads((tmp_path / "e.json").read_text())
+    assert summary["tta"] is True and summary["lcc"] is True and len(summary["cases"]) == 2
+    assert {"ed", "es", "all"} == set(summary["phases"])
+    assert {"dice_rv", "dice_myo", "dice_lv", "dice_mean", "hd95_lv_mm", "hd_rv_mm"} <= set(summary["phases"]["ed"])
+    assert {"lv_ef_pct", "lv_edv_ml", "rv_ef_pct", "lv_mass_g"} <= set(summary["clinical"])
+    assert 0.0 <= summary["phases"]["ed"]["dice_mean"]["mean"] <= 1.0
+
+
+def test_predict_round_trip_keeps_frame_shape_and_affine(trained, acdc, tmp_path):
+    from cinemri.cli import main
+    from cinemri.io import read_case
+
+    result, _ = trained
+    patient = acdc / "patient003"
+    assert main(["seg", "predict", str(patient), "--checkpoint", str(result.best_checkpoint),
+                 "--out", str(tmp_path)]) == 0
+    for frame in (1, 2):
+        source = nib.load(str(patient / f"patient003_frame{frame:02d}.nii.gz"))
+        out = nib.load(str(tmp_path / f"patient003_frame{frame:02d}_seg.nii.gz"))
+        assert out.shape == source.shape
+        np.testing.assert_array_equal(out.affine, source.affine)
+        assert set(np.unique(np.asarray(out.dataobj))) <= {0, 1, 2, 3}
+    case = read_case(tmp_path / "patient003.h5")
+    assert case.labels.shape == case.image.shape == (3, 2, 40, 36)
+    image = nib.Nifti1Image(np.asarray(source.dataobj, np.float32), source.affine)  # plain NIfTI input
+    nib.save(image, str(tmp_path / "plain.nii.gz"))
+    assert main(["seg", "predict", str(tmp_path / "plain.nii.gz"), "--checkpoint", str(result.best_checkpoint),
+                 "--out", str(tmp_path / "plain")]) == 0
+    out = nib.load(str(tmp_path / "plain" / "plain_seg.nii.gz"))
+    assert out.shape == source.shape and np.array_equal(out.affine, source.affine)
+
+
+def test_cli_reports_bad_checkpoint_in_one_line(tmp_path, capsys):
+    from cinemri.cli import main
+
+    assert main(["seg", "eval", "--checkpoint", str(tmp_path / "missing.pt")]) == 2
+    assert "missing.pt does not exist" in capsys.readouterr().err
+
+
+def test_ablation_runs_writes_table_and_skips_finished_variants(acdc, tmp_path):
+    from cinemri.experiments.seg_ablate import ablate
+
+    config = tmp_path / "ablation.yaml"
+    config.write_text(f"base: {TINY}\ntrain: {{epochs: 1, max_steps_per_epoch: 2}}\n"
+                      f"data: {{train: [{acdc}], preprocess: {{size: [24, 24]}}}}\n"
+                      "ablation:\n  models: {unet: {name: unet, args: {base_width: 4, depth: 2}}}\n"
+                      "  losses: {ce: {kind: ce}, dice: {kind: dice}}\n  augment: [false]\n  eval_max_cases: 2\n")
+    table = ablate([str(config)], tmp_path / "out")
+    assert "| unet-ce-noaug |" in table and "| unet-dice-noaug |" in table
+    assert (tmp_path / "out" / "ablation.png").is_file()
+    done = tmp_path / "out" / "unet-ce-noaug" / "result.json"
+    done.write_text(done.read_text().replace('"dice_rv"', '"dice_rv": 0.123, "old_dice_rv"'))
+    assert "| unet-ce-noaug | 0.123 |" in ablate([str(config)], tmp_path / "out")  # finished: not retrained
