@@ -105,3 +105,25 @@ def test_inspect_every_real_file_or_synthetic_set(synthetic):
                 assert 30 < info["indices"]["lv_edv_ml"] < 600  # adult hearts, ml
     assert {"acdc", "cmrxrecon", "cmrxrecon-mask", "mnms2"} <= formats
     assert len(paths) >= 6
+
+
+def test_acdc_without_4d_reports_frames_in_the_cines_numbering(tmp_path):
+    """ED/ES-only folders (as most of the shared ACDC set): Info.cfg's ED: 1, ES: 4 of a
+    5-frame cine are frames 0 and 3, not 0 and 1 of the two loaded volumes."""
+    folder, _, _ = write_acdc(tmp_path, ed=1, es=4, with_4d=False)
+    info = inspect(folder)
+    assert (info["frames"], info["ed_frame"], info["es_frame"]) == (5, 0, 3)
+    assert info["frames_loaded"] == [0, 3] and info["labelled_frames"] == [0, 3]
+    case = read_any(folder)
+    assert case.num_frames == 2 and (case.ed_frame, case.es_frame) == (0, 1)
+    expected = compute_indices(case.labels, case.spacing, 0, 1).as_dict()  # from the loaded ED/ES volumes
+    assert info["indices"]["lv_edv_ml"] == pytest.approx(expected["lv_edv_ml"], abs=1e-4)
+    assert info["indices"]["lv_esv_ml"] == pytest.approx(expected["lv_esv_ml"], abs=1e-4)
+
+
+def test_bad_nbframe_names_the_file(tmp_path):
+    folder, _, _ = write_acdc(tmp_path, with_4d=False)
+    cfg = folder / "Info.cfg"
+    cfg.write_text(cfg.read_text().replace("NbFrame: 5", "NbFrame: many"))
+    with pytest.raises(ValueError, match="Info.cfg.*NbFrame"):
+        read_any(folder)

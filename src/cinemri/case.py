@@ -25,6 +25,9 @@ class Case:
         axes (i, j, k) are our (H, W, S); None when the source had none (see docs/data.md)
     spacing_assumed: True when the file carried no spacing and ``spacing`` holds the
         reader's documented default
+    source_frames: when a reader loaded only some frames of a cine (ACDC without its 4D
+        file: ED and ES), the 0-based source frame of each T index; () = all frames
+    source_num_frames: frames of the source cine when known (ACDC's NbFrame), else None
     """
 
     name: str
@@ -43,6 +46,8 @@ class Case:
     source: str = ""  # file or folder it was read from, for error messages
     affine: np.ndarray | None = None
     spacing_assumed: bool = False
+    source_frames: tuple[int, ...] = ()
+    source_num_frames: int | None = None
 
     @property
     def num_slices(self) -> int:

@@ -83,10 +83,17 @@ def read_acdc(folder: str | os.PathLike) -> Case:
         if number not in numbers:
             raise ValueError(f"{cfg}: {label}={number} is outside the {len(numbers)} frames")
     labels, labelled = _read_labels(folder, pid, numbers, image.shape)
+    subset = four_d is None  # only the frames with files were loaded
+    try:
+        nb_frames = int(float(info["NbFrame"])) if info.get("NbFrame", "").strip() else None
+    except ValueError as err:
+        raise ValueError(f"{cfg}: NbFrame must be a number, got {info['NbFrame']!r}") from err
     return Case(
         name=pid, spacing=spacing, image=image.astype(np.complex64), labels=labels,
         ed_frame=numbers.index(ed_number), es_frame=numbers.index(es_number),
         group=info.get("Group"), labelled_frames=labelled, source=str(folder), affine=affine,
+        source_frames=tuple(n - 1 for n in numbers) if subset else (),
+        source_num_frames=nb_frames,
     )
 
 

@@ -68,7 +68,9 @@ def inspect(path: str | os.PathLike) -> dict:
     coils, readout (H), phase_encodes (W), spacing_mm [dz, dy, dx], spacing_assumed,
     ed_frame, es_frame (0-based), labelled_frames, labels (values present), acceleration
     (W / mean sampled lines per frame, when a mask is present), indices (the 7 clinical
-    keys from the labels at ED/ES). Raises ValueError naming the path for unknown formats.
+    keys from the labels at ED/ES). When only some frames of a longer cine were loaded (ACDC
+    without its 4D file), frames / ed_frame / es_frame / labelled_frames are in the cine's
+    numbering and frames_loaded lists the cine frames present. Raises ValueError naming the path for unknown formats.
     """
     path = Path(path)
     fmt = detect_format(path)
@@ -97,6 +99,15 @@ def inspect(path: str | os.PathLike) -> dict:
         if case.ed_frame in labelled and case.es_frame in labelled:
             indices = compute_indices(case.labels, case.spacing, case.ed_frame, case.es_frame)
             info["indices"] = {k: _json_float(v) for k, v in indices.as_dict().items()}
+    if case.source_frames:  # a subset of a longer cine: report frames in the cine's numbering
+        to_source = list(case.source_frames)
+        info["frames"] = case.source_num_frames or t
+        info["frames_loaded"] = to_source
+        for key in ("ed_frame", "es_frame"):
+            if info[key] is not None:
+                info[key] = to_source[info[key]]
+        if "labelled_frames" in info:
+            info["labelled_frames"] = [to_source[f] for f in info["labelled_frames"]]
     if case.indices:
         info["reference_indices"] = {k: _json_float(v) for k, v in case.indices.items()}
     return info
