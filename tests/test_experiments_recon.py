@@ -31,13 +31,7 @@ TINY = ROOT / "configs" / "recon" / "tiny.yaml"
 DEMO = Path("/work/shared/data/samples/cmrxrecon2024_demo/cine_sax.mat")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny 3D convolutions are far faster single-threaded on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread_module")  # see conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -57,14 +57,7 @@ def _psnr(image: torch.Tensor, reference: torch.Tensor) -> float:
     return float(10 * torch.log10(reference.abs().max() ** 2 / mse))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The solver runs ~40 tiny ops per iteration; on a shared 2-core machine intra-op threads
-    only spin against each other, so these tests use one thread and restore the setting."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -59,21 +59,16 @@ def test_consistency_of_identical_and_opposite_vectors():
         gradient_split(torch.zeros(2, 3), torch.zeros(2, dtype=torch.int64))
 
 
-def test_grad_analysis_runs_on_tiny_batches(tmp_path):
+def test_grad_analysis_runs_on_tiny_batches(tmp_path, one_thread):
     from test_experiments_seg import TINY, write_acdc_root
 
     from cinemri.cli import main
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        root = write_acdc_root(tmp_path / "acdc", 10)
-        code = main(["seg", "grad-analysis", "--config", str(TINY), "--out", str(tmp_path / "ga"),
-                     "--set", f"data.train=[{root}]", "--set", "analysis.batches=2", "--set", "analysis.batch_size=2",
-                     "--set", "analysis.measure_epochs=[1]", "--set", "loss.schedule=adaptive",
-                     "--set", "train.max_steps_per_epoch=2", "--set", "data.preprocess.size=[24, 24]"])
-    finally:
-        torch.set_num_threads(before)
+    root = write_acdc_root(tmp_path / "acdc", 10)
+    code = main(["seg", "grad-analysis", "--config", str(TINY), "--out", str(tmp_path / "ga"),
+                 "--set", f"data.train=[{root}]", "--set", "analysis.batches=2", "--set", "analysis.batch_size=2",
+                 "--set", "analysis.measure_epochs=[1]", "--set", "loss.schedule=adaptive",
+                 "--set", "train.max_steps_per_epoch=2", "--set", "data.preprocess.size=[24, 24]"])
     assert code == 0
     numbers = json.loads((tmp_path / "ga" / "grad_analysis.json").read_text())
     assert [p["epoch"] for p in numbers["points"]] == [0, 1]

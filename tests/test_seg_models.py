@@ -14,15 +14,7 @@ from cinemri.seg.models.common import crop_to, pad_to_multiple
 from cinemri.seg.models.mednext import SIZES, MedNeXtBlock, MedNeXtDown, MedNeXtUp, depthwise_kernels
 from cinemri.seg.models.mmnet import MultiScaleFusion
 
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions run faster on one thread, and far faster on a loaded machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 # small but complete configurations for the slower checks

@@ -13,13 +13,7 @@ from cinemri.train import (TrainConfig, TrainingDivergedError, fit, load_checkpo
 from cinemri.train.example import SmoothingTask
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions are far faster single-threaded on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def config(tmp_path, name="run", **changes):

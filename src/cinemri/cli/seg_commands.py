@@ -18,9 +18,7 @@ def register(subparsers, formatter) -> None:
                               "  cinemri seg train --config configs/seg/unet.yaml --set train.epochs=5 "
                               "--set data.train=[/data/ACDC/training]\n"
                               "  torchrun --nproc-per-node 4 -m cinemri seg train --config configs/seg/unet.yaml")
-    p.add_argument("--config", required=True, nargs="+", type=str, help="YAML file(s), merged in order")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. train.lr=3e-4 (repeatable)")
+    _add_config_flags(p)
     p.add_argument("--resume", type=Path, default=None, help="checkpoint to continue from (e.g. OUT/last.pt)")
     p.set_defaults(run=_run_train)
 
@@ -55,8 +53,7 @@ def register(subparsers, formatter) -> None:
                        help="models x losses x augmentation with equal budgets -> Markdown table + plot",
                        epilog="example:\n"
                               "  cinemri seg ablate --config configs/seg/ablation.yaml --out runs/seg/ablation")
-    p.add_argument("--config", required=True, nargs="+", type=str)
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    _add_config_flags(p)
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(run=_run_ablate)
 
@@ -64,10 +61,16 @@ def register(subparsers, formatter) -> None:
                        help="gradients of CE, Dice, combined w.r.t. logits and parameters, by class",
                        epilog="example:\n  cinemri seg grad-analysis --config configs/seg/grad_analysis.yaml "
                               "--out docs/figures/grad")
-    p.add_argument("--config", required=True, nargs="+", type=str)
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    _add_config_flags(p)
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(run=_run_grad)
+
+
+def _add_config_flags(p) -> None:
+    """``--config FILE...`` (required, merged in order) and repeatable ``--set KEY=VALUE`` -> args.overrides."""
+    p.add_argument("--config", required=True, nargs="+", type=str, help="YAML file(s), merged in order")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. train.lr=3e-4 (repeatable)")
 
 
 def _add_test_time_flags(p) -> None:

@@ -114,6 +114,22 @@ def _empty_rule(pred: np.ndarray, true: np.ndarray) -> float | None:
     return 0.0 if not (has_p or has_g) else math.inf
 
 
+def _hd95_and_hausdorff(pred_mask: np.ndarray, true_mask: np.ndarray,
+                        spacing: Sequence[float]) -> tuple[float, float]:
+    """(HD95, Hausdorff) in mm from one surface-distance computation, after the empty rule.
+
+    pred_mask, true_mask: (H, W) or (S, H, W) bool; both values are the empty rule's
+    (0.0 or +inf) when a mask is empty.
+    """
+    p, g = _check_masks(pred_mask, true_mask)
+    _check_spacing(spacing, p.ndim)
+    rule = _empty_rule(p, g)
+    if rule is not None:
+        return rule, rule
+    d_pg, d_gp = surface_distances(p, g, spacing)
+    return float(max(np.percentile(d_pg, 95), np.percentile(d_gp, 95))), float(max(d_pg.max(), d_gp.max()))
+
+
 def hd95(pred_mask: np.ndarray, true_mask: np.ndarray, spacing: Sequence[float]) -> float:
     """95th-percentile Hausdorff distance in mm (MONAI's definition, see module doc).
 
@@ -124,13 +140,7 @@ def hd95(pred_mask: np.ndarray, true_mask: np.ndarray, spacing: Sequence[float])
     Raises:
         ValueError: shapes differ, masks not 2D/3D or not bool, or bad spacing.
     """
-    p, g = _check_masks(pred_mask, true_mask)
-    _check_spacing(spacing, p.ndim)
-    rule = _empty_rule(p, g)
-    if rule is not None:
-        return rule
-    d_pg, d_gp = surface_distances(p, g, spacing)
-    return float(max(np.percentile(d_pg, 95), np.percentile(d_gp, 95)))
+    return _hd95_and_hausdorff(pred_mask, true_mask, spacing)[0]
 
 
 def hausdorff(pred_mask: np.ndarray, true_mask: np.ndarray, spacing: Sequence[float]) -> float:
@@ -143,13 +153,7 @@ def hausdorff(pred_mask: np.ndarray, true_mask: np.ndarray, spacing: Sequence[fl
     Raises:
         ValueError: shapes differ, masks not 2D/3D or not bool, or bad spacing.
     """
-    p, g = _check_masks(pred_mask, true_mask)
-    _check_spacing(spacing, p.ndim)
-    rule = _empty_rule(p, g)
-    if rule is not None:
-        return rule
-    d_pg, d_gp = surface_distances(p, g, spacing)
-    return float(max(d_pg.max(), d_gp.max()))
+    return _hd95_and_hausdorff(pred_mask, true_mask, spacing)[1]
 
 
 def segmentation_scores(pred_labels: np.ndarray, true_labels: np.ndarray, spacing: Sequence[float],
@@ -172,13 +176,7 @@ def segmentation_scores(pred_labels: np.ndarray, true_labels: np.ndarray, spacin
     for name, value in (ACDC_LABELS if labels is None else labels).items():
         pm, gm = p == value, g == value
         scores[f"dice_{name}"] = dice(p, g, value)
-        rule = _empty_rule(pm, gm)
-        if rule is None:
-            d_pg, d_gp = surface_distances(pm, gm, spacing)  # computed once for both distances
-            scores[f"hd95_{name}_mm"] = float(max(np.percentile(d_pg, 95), np.percentile(d_gp, 95)))
-            scores[f"hd_{name}_mm"] = float(max(d_pg.max(), d_gp.max()))
-        else:
-            scores[f"hd95_{name}_mm"] = scores[f"hd_{name}_mm"] = rule
+        scores[f"hd95_{name}_mm"], scores[f"hd_{name}_mm"] = _hd95_and_hausdorff(pm, gm, spacing)
         scores[f"n_pred_{name}"] = float(pm.sum())
         scores[f"n_true_{name}"] = float(gm.sum())
     return scores

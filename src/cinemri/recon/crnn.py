@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from cinemri.recon.padding import crop_to, pad_to_multiple
-from cinemri.recon.unet3d import check_unet_args
+from cinemri.recon.layers import check_unet_args, norm_act
 
 
 class ConvGRUCell(nn.Module):
@@ -79,10 +79,7 @@ class ConvBlock2d(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         for cin in (in_channels, out_channels):
-            layers.append(nn.Conv2d(cin, out_channels, 3, padding=1))
-            if norm == "instance":
-                layers.append(nn.InstanceNorm2d(out_channels, affine=True))
-            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            layers += [nn.Conv2d(cin, out_channels, 3, padding=1), *norm_act(out_channels, norm, spatial_dims=2)]
         if dropout > 0:
             layers.append(nn.Dropout2d(dropout))
         self.body = nn.Sequential(*layers)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from cinemri.recon.layers import norm_act
+
 
 class ResidualBlock3d(nn.Module):
     """x + conv(act(norm(conv(x)))) with 3x3x3 convolutions at constant width.
@@ -13,10 +15,10 @@ class ResidualBlock3d(nn.Module):
 
     def __init__(self, width: int, instance_norm: bool, dropout: float) -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv3d(width, width, 3, padding=1)]
-        if instance_norm:
-            layers.append(nn.InstanceNorm3d(width, affine=True))
-        layers.append(nn.LeakyReLU(0.2, inplace=True))
+        layers: list[nn.Module] = [
+            nn.Conv3d(width, width, 3, padding=1),
+            *norm_act(width, "instance" if instance_norm else "none"),
+        ]
         if dropout > 0:
             layers.append(nn.Dropout3d(dropout))
         layers.append(nn.Conv3d(width, width, 3, padding=1))

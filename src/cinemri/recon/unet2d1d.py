@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from cinemri.recon.unet3d import UNetSkeleton, check_unet_args, norm_act
+from cinemri.recon.layers import check_unet_args, norm_act
+from cinemri.recon.unet3d import UNetSkeleton
 
 
 class FactorisedBlock(nn.Module):

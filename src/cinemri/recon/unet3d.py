@@ -11,29 +11,8 @@ import torch
 from torch import Tensor, nn
 
 from cinemri.recon.cbam import CBAM
+from cinemri.recon.layers import check_unet_args, norm_act
 from cinemri.recon.padding import crop_to, pad_to_multiple
-
-NORMS = ("instance", "none")
-
-
-def check_unet_args(in_channels: int, base_channels: int, depth: int, dropout: float, norm: str) -> None:
-    """Validate the options every U-Net here shares; raises ValueError naming the bad one."""
-    if in_channels < 1:
-        raise ValueError(f"in_channels must be >= 1, got {in_channels}")
-    if base_channels < 1:
-        raise ValueError(f"base_channels must be >= 1, got {base_channels}")
-    if depth < 0:
-        raise ValueError(f"depth must be >= 0, got {depth}")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-    if norm not in NORMS:
-        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-
-
-def norm_act(channels: int, norm: str) -> list[nn.Module]:
-    """Normalisation (instance norm with affine, or none) followed by LeakyReLU(0.2)."""
-    layers: list[nn.Module] = [nn.InstanceNorm3d(channels, affine=True)] if norm == "instance" else []
-    return layers + [nn.LeakyReLU(0.2, inplace=True)]
 
 
 class ConvBlock3d(nn.Module):

@@ -96,27 +96,27 @@ class ConstantSchedule(_ProgressSchedule):
         return self.value
 
 
-class LinearSchedule(_ProgressSchedule):
-    """w(t) = w0 + (w1 - w0) t."""
-
-    kind = "linear"
+class _EndpointSchedule(_ProgressSchedule):
+    """A schedule from ``w0`` at t = 0 to ``w1`` at t = 1; subclasses define the path between."""
 
     def __init__(self, *, w0: float = 1.0, w1: float = 0.5) -> None:
         super().__init__()
         self.w0, self.w1 = _check_weight("w0", w0), _check_weight("w1", w1)
+
+
+class LinearSchedule(_EndpointSchedule):
+    """w(t) = w0 + (w1 - w0) t."""
+
+    kind = "linear"
 
     def _weight_at(self, t: float, epoch: float) -> float:
         return self.w0 + (self.w1 - self.w0) * t
 
 
-class CosineSchedule(_ProgressSchedule):
+class CosineSchedule(_EndpointSchedule):
     """w(t) = w1 + (w0 - w1) (1 + cos(pi t)) / 2  (w0 at t = 0, (w0 + w1) / 2 at t = 1/2, w1 at t = 1)."""
 
     kind = "cosine"
-
-    def __init__(self, *, w0: float = 1.0, w1: float = 0.5) -> None:
-        super().__init__()
-        self.w0, self.w1 = _check_weight("w0", w0), _check_weight("w1", w1)
 
     def _weight_at(self, t: float, epoch: float) -> float:
         return self.w1 + (self.w0 - self.w1) * 0.5 * (1.0 + math.cos(math.pi * t))

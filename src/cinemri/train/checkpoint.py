@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 import cinemri
+from cinemri.train.config import to_plain
 
 FORMAT = "cinemri-checkpoint"
 FORMAT_VERSION = 1
@@ -88,7 +89,7 @@ def check_model(state: Mapping[str, Any], path: str | Path, model_name: str,
     """Raise ValueError naming ``path`` if the checkpoint was written for another model."""
     if state["model_name"] != model_name:
         raise ValueError(f"checkpoint {path} holds model {state['model_name']!r}, expected {model_name!r}")
-    saved, wanted = dict(state["model_args"]), _plain(dict(model_args))
+    saved, wanted = dict(state["model_args"]), to_plain(dict(model_args))
     if saved != wanted:
         diff = sorted(k for k in set(saved) | set(wanted) if saved.get(k, "<absent>") != wanted.get(k, "<absent>"))
         details = ", ".join(f"{k}: checkpoint {saved.get(k, '<absent>')!r} vs {wanted.get(k, '<absent>')!r}"
@@ -106,18 +107,9 @@ def load_model_state(model: nn.Module, state: Mapping[str, Any], path: str | Pat
                          f"({' '.join(line.strip() for line in first[:3])})") from err
 
 
-def _plain(value: Any) -> Any:
-    """Tuples to lists, recursively, so args compare equal after a save/load round trip."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
 def plain_model_args(model_args: Mapping[str, Any]) -> dict[str, Any]:
     """``model_args`` with tuples as lists; ValueError if a value is not a plain type."""
-    out = _plain(dict(model_args))
+    out = to_plain(dict(model_args))
     _check_plain(out, "model_args")
     return out
 

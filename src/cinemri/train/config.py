@@ -341,14 +341,18 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     ``torch.load(weights_only=True)``-safe, and accepted back by :func:`build`."""
     if not dataclasses.is_dataclass(config) or isinstance(config, type):
         raise ValueError(f"config must be a dataclass instance, got {type(config).__name__}")
-    return _plain(dataclasses.asdict(config))
+    return to_plain(dataclasses.asdict(config))
 
 
-def _plain(value: Any) -> Any:
+def to_plain(value: Any) -> Any:
+    """Mappings to dicts with str keys and tuples to lists, recursively; other values as they are.
+
+    Plain values compare equal after a YAML or ``torch.save``/``torch.load`` round trip.
+    """
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): to_plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [to_plain(v) for v in value]
     return value
 
 
