@@ -38,3 +38,13 @@ def collect_dataclass_flags(args: argparse.Namespace, options_cls) -> dict:
     """The flags the user actually gave, as keyword arguments for ``options_cls``."""
     names = {f.name for f in dataclasses.fields(options_cls)}
     return {k: v for k, v in vars(args).items() if k in names and v is not None}
+
+
+def add_config_flags(parser: argparse.ArgumentParser,
+                     config_help: str = "YAML file(s), merged in order",
+                     set_help: str = "override a config value, e.g. train.lr=2e-3 (repeatable)") -> None:
+    """``--config FILE...`` (required, merged in order) and repeatable ``--set KEY=VALUE`` -> args.overrides."""
+    from pathlib import Path
+
+    parser.add_argument("--config", nargs="+", required=True, type=Path, help=config_help)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=set_help)

@@ -6,6 +6,8 @@ import json
 import math
 from pathlib import Path
 
+from cinemri.cli.options import add_config_flags
+
 from cinemri.cli.options import add_dataclass_flags, collect_dataclass_flags
 
 
@@ -23,7 +25,7 @@ def register(subparsers, formatter) -> None:
                "--set train.out_dir=runs/quick\n"
                "  cinemri recon train --config configs/recon/cascade_unet3d_cbam.yaml "
                "--resume runs/recon/cascade_unet3d_cbam/last.pt")
-    _add_config_flags(p, "YAML files, merged in order", "override a config value, e.g. train.lr=2e-3 (repeatable)")
+    add_config_flags(p, "YAML files, merged in order", "override a config value, e.g. train.lr=2e-3 (repeatable)")
     p.add_argument("--resume", type=Path, default=None, help="checkpoint to continue from (last.pt)")
     p.set_defaults(run=_run_train)
 
@@ -59,17 +61,11 @@ def register(subparsers, formatter) -> None:
         help="train and score every variant of ablation.variants with one budget; Markdown table + plot",
         epilog="example:\n  cinemri recon ablate --config configs/recon/ablation.yaml --out runs/recon/ablation "
                "--set train.epochs=4 --set data.max_train_cases=8")
-    _add_config_flags(p, "YAML files with ablation.variants",
+    add_config_flags(p, "YAML files with ablation.variants",
                       "override for every variant, e.g. train.epochs=2 (repeatable)")
     p.add_argument("--out", required=True, type=Path, help="folder: one sub-folder per variant, table, plot")
     p.set_defaults(run=_run_ablate)
     group.set_defaults(run=lambda args: group.print_help())
-
-
-def _add_config_flags(p, config_help: str, set_help: str) -> None:
-    """``--config FILE...`` (required, merged in order) and repeatable ``--set KEY=VALUE`` -> args.overrides."""
-    p.add_argument("--config", nargs="+", required=True, type=Path, help=config_help)
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=set_help)
 
 
 def _run_train(args) -> None:

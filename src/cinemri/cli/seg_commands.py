@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from cinemri.cli.options import add_config_flags
+
 
 def register(subparsers, formatter) -> None:
     seg = subparsers.add_parser("seg", formatter_class=formatter, help="segmentation: train, evaluate, predict, "
@@ -18,7 +20,7 @@ def register(subparsers, formatter) -> None:
                               "  cinemri seg train --config configs/seg/unet.yaml --set train.epochs=5 "
                               "--set data.train=[/data/ACDC/training]\n"
                               "  torchrun --nproc-per-node 4 -m cinemri seg train --config configs/seg/unet.yaml")
-    _add_config_flags(p)
+    add_config_flags(p)
     p.add_argument("--resume", type=Path, default=None, help="checkpoint to continue from (e.g. OUT/last.pt)")
     p.set_defaults(run=_run_train)
 
@@ -53,7 +55,7 @@ def register(subparsers, formatter) -> None:
                        help="models x losses x augmentation with equal budgets -> Markdown table + plot",
                        epilog="example:\n"
                               "  cinemri seg ablate --config configs/seg/ablation.yaml --out runs/seg/ablation")
-    _add_config_flags(p)
+    add_config_flags(p)
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(run=_run_ablate)
 
@@ -61,16 +63,9 @@ def register(subparsers, formatter) -> None:
                        help="gradients of CE, Dice, combined w.r.t. logits and parameters, by class",
                        epilog="example:\n  cinemri seg grad-analysis --config configs/seg/grad_analysis.yaml "
                               "--out docs/figures/grad")
-    _add_config_flags(p)
+    add_config_flags(p)
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(run=_run_grad)
-
-
-def _add_config_flags(p) -> None:
-    """``--config FILE...`` (required, merged in order) and repeatable ``--set KEY=VALUE`` -> args.overrides."""
-    p.add_argument("--config", required=True, nargs="+", type=str, help="YAML file(s), merged in order")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. train.lr=3e-4 (repeatable)")
 
 
 def _add_test_time_flags(p) -> None:
