@@ -6,9 +6,7 @@ import json
 import math
 from pathlib import Path
 
-from cinemri.cli.options import add_config_flags
-
-from cinemri.cli.options import add_dataclass_flags, collect_dataclass_flags
+from cinemri.cli.options import add_config_flags, add_dataclass_flags, collect_dataclass_flags
 
 
 def register(subparsers, formatter) -> None:
@@ -25,7 +23,7 @@ def register(subparsers, formatter) -> None:
                "--set train.out_dir=runs/quick\n"
                "  cinemri recon train --config configs/recon/cascade_unet3d_cbam.yaml "
                "--resume runs/recon/cascade_unet3d_cbam/last.pt")
-    add_config_flags(p, "YAML files, merged in order", "override a config value, e.g. train.lr=2e-3 (repeatable)")
+    add_config_flags(p)
     p.add_argument("--resume", type=Path, default=None, help="checkpoint to continue from (last.pt)")
     p.set_defaults(run=_run_train)
 
