@@ -241,6 +241,9 @@ def test_predict_round_trip_on_fully_sampled_case(trained, phantom, tmp_path):
     assert (case.spacing, case.ed_frame, case.es_frame) == (original.spacing, original.ed_frame, original.es_frame)
     ratio = np.abs(case.image).mean() / np.abs(original.image).mean()
     assert 0.8 < ratio < 1.25  # the dataset's normalisation was undone
+    assert case.name == original.name
+    renamed = predict(phantom / f"{source}.h5", out / "last.pt", tmp_path / "r.h5", acceleration=5, name="r5")
+    assert read_case(renamed).name == "r5"
 
 
 def test_predict_undersampled_case_and_cmrxrecon_mat(trained, phantom, tmp_path):

@@ -216,3 +216,18 @@ def test_ablation_runs_writes_table_and_skips_finished_variants(acdc, tmp_path):
     done = tmp_path / "out" / "unet-ce-noaug" / "result.json"
     done.write_text(done.read_text().replace('"dice_rv"', '"dice_rv": 0.123, "old_dice_rv"'))
     assert "| unet-ce-noaug | 0.123 |" in ablate([str(config)], tmp_path / "out")  # finished: not retrained
+
+
+def test_eval_split_test_selects_the_held_out_cases_of_split_json(tmp_path):
+    from cinemri.experiments.seg_eval import _select
+    from cinemri.phantom import write_dataset
+
+    paths = write_dataset(tmp_path, 3, seed=1, height=32, width=32, frames=4, slices=3, coils=1, supersample=1)
+    names = sorted(p.stem for p in paths)
+    (tmp_path / "split.json").write_text(json.dumps({"train": names[:1], "val": names[1:2], "test": names[2:]}))
+    cfg = load_seg_config([TINY], [f"data.train=[{tmp_path}]", "data.exclude_train=[]"])
+    assert [r.name for r in _select(cfg, None, "test")] == names[2:]
+    assert [r.name for r in _select(cfg, None, "val")] == names[1:2]
+    assert [r.name for r in _select(cfg, None, "train")] == names[:1]
+    with pytest.raises(ValueError, match="split must be one of"):
+        _select(cfg, None, "holdout")

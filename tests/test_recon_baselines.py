@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from cinemri.physics import fft2c, ifft2c, sense_forward
+from cinemri.physics import ifft2c, sense_forward
 from cinemri.recon import cs_tv, tv_objective, zero_filled
 from cinemri.recon.baselines import _dt, _dt_adjoint, _grad, _grad_adjoint
 

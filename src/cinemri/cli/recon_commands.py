@@ -52,6 +52,8 @@ def register(subparsers, formatter) -> None:
     p.add_argument("--acceleration", type=float, default=None,
                    help="undersample a fully sampled input at this rate first")
     p.add_argument("--mask", type=Path, default=None, help="CMRxRecon mask .mat for undersampled k-space")
+    p.add_argument("--name", default=None,
+                   help="case name stored in the output (default: the input's); names must be unique in a data set")
     p.set_defaults(run=_run_predict)
 
     p = commands.add_parser(
@@ -100,7 +102,8 @@ def _run_eval(args) -> None:
 def _run_predict(args) -> None:
     from cinemri.experiments import predict
 
-    print(predict(args.input, args.checkpoint, args.out, acceleration=args.acceleration, mask_path=args.mask))
+    print(predict(args.input, args.checkpoint, args.out, acceleration=args.acceleration, mask_path=args.mask,
+                  name=args.name))
 
 
 def _run_ablate(args) -> None:

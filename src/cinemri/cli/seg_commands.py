@@ -32,8 +32,9 @@ def register(subparsers, formatter) -> None:
     p.add_argument("--checkpoint", required=True, type=Path)
     p.add_argument("--data", nargs="+", default=None, help="ACDC folder(s) or case files (default: the "
                    "checkpoint's own data.train)")
-    p.add_argument("--split", choices=("val", "train", "all"), default="val",
-                   help="val/train: the checkpoint's split rule applied to --data; all: every case")
+    p.add_argument("--split", choices=("val", "train", "test", "all"), default="val",
+                   help="val/train: the checkpoint's split rule applied to --data; test: the held-out cases "
+                        "of a split.json (phantom); all: every case")
     p.add_argument("--json", type=Path, default=None, help="write the summary JSON here")
     p.add_argument("--out", type=Path, default=None, help="folder for per_case.csv, clinical.csv, summary.json")
     _add_test_time_flags(p)

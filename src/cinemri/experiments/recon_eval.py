@@ -220,7 +220,8 @@ def _read_input(path: Path, mask_path: str | os.PathLike | None) -> Case:
 
 
 def predict(input_path: str | os.PathLike, checkpoint: str | os.PathLike, out_path: str | os.PathLike,
-            acceleration: float | None = None, mask_path: str | os.PathLike | None = None) -> Path:
+            acceleration: float | None = None, mask_path: str | os.PathLike | None = None,
+            name: str | None = None) -> Path:
     """Reconstruct a case and write it as a cinemri ``.h5`` case (atomic, via write_case).
 
     input_path: a cinemri case (.h5) or CMRxRecon ``.mat``. Undersampled k-space (a mask in
@@ -228,7 +229,7 @@ def predict(input_path: str | os.PathLike, checkpoint: str | os.PathLike, out_pa
     estimated from its calibration lines; a fully sampled input (k-space, or image + coil
     maps) needs ``acceleration`` and is undersampled with the checkpoint's mask settings,
     seeded per slice. The output keeps labels, spacing, ED/ES, group and indices of the input
-    (labels cropped like the image when the config crops).
+    (labels cropped like the image when the config crops), and its name unless ``name`` is given.
 
     Raises:
         ValueError: a bad checkpoint or input, ``acceleration`` missing for a fully sampled
@@ -241,7 +242,7 @@ def predict(input_path: str | os.PathLike, checkpoint: str | os.PathLike, out_pa
     if undersampled:
         if acceleration is not None:
             raise ValueError(f"{input_path} is already undersampled; drop --acceleration")
-        samples = _undersampled_samples(case)
+        samples = undersampled_samples(case)
     else:
         if acceleration is None:
             raise ValueError(f"{input_path} is fully sampled; give --acceleration to undersample it")
@@ -258,12 +259,12 @@ def predict(input_path: str | os.PathLike, checkpoint: str | os.PathLike, out_pa
     labels = case.labels
     if labels is not None and labels.shape[-2:] != image.shape[-2:]:
         labels = center_crop_or_pad(labels, image.shape[-2:])
-    result = replace(case, image=image, labels=labels, kspace=None, mask=None, coil_maps=None,
-                     source=str(input_path), noise_std=0.0)
+    result = replace(case, name=name or case.name, image=image, labels=labels, kspace=None, mask=None,
+                     coil_maps=None, source=str(input_path), noise_std=0.0)
     return write_case(result, out_path)
 
 
-def _undersampled_samples(case: Case) -> list[ReconSample]:
+def undersampled_samples(case: Case) -> list[ReconSample]:
     """Samples of an undersampled k-space case, normalised like :class:`ReconDataset`."""
     kspace = torch.from_numpy(case.kspace)  # (S, C, T, H, W)
     mask = torch.from_numpy(np.asarray(case.mask, dtype=bool))[None, :, None, :]  # (1, T, 1, W)

@@ -24,7 +24,7 @@ from cinemri.experiments.seg_infer import load_segmenter, predict_case
 from cinemri.io import read_any
 from cinemri.metrics import MetricTable, segmentation_scores
 
-SPLITS = ("val", "train", "all")
+SPLITS = ("val", "train", "test", "all")
 
 
 def phase_scores(pred: np.ndarray, true: np.ndarray, spacing) -> dict[str, float]:
@@ -53,6 +53,8 @@ def _select(cfg, data: list[str] | None, split: str) -> list[CaseRef]:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if split == "all":
         return discover_cases(list(data) if data else list(cfg.data.train) + list(cfg.data.val))
+    if split == "test":  # the held-out role of a split.json (phantom datasets); never trained on
+        return [r for r in discover_cases(list(data) if data else list(cfg.data.train)) if r.role == "test"]
     train, val = split_cases(cfg.data, data)
     return val if split == "val" else train
 
@@ -71,7 +73,8 @@ def evaluate(checkpoint: str | os.PathLike, data: list[str] | None = None, *, sp
              device: str = "cpu", max_cases: int | None = None) -> dict[str, Any]:
     """Score ``checkpoint`` on the ``split`` of ``data`` (default: the checkpoint's own sources).
 
-    split: "val" / "train" (the checkpoint's split rule applied to ``data``) or "all".
+    split: "val" / "train" (the checkpoint's split rule applied to ``data``), "test" (the
+    cases a folder's split.json holds out) or "all".
     Writes to ``out_dir`` (when given): ``per_case.csv`` (one row per case and phase),
     ``clinical.csv`` (predicted and true indices per case), ``summary.json``; and the summary
     to ``json_path``. Returns the summary: {"checkpoint", "split", "cases", "tta", "lcc",

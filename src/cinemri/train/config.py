@@ -56,6 +56,9 @@ class TrainConfig:
     metrics table: ``val_<key>`` for a key returned by the task's ``validate``, or
     ``train_loss``/``train_<key>``; the last epoch always goes to ``last_name``.
     ``max_steps_per_epoch``: cap on optimizer steps per epoch (smoke runs); ``None`` = all.
+    ``init_from``: a checkpoint whose weights start the run (fine-tuning: the optimizer,
+    schedule and epoch count start afresh; the model and its args must match). ``--resume``
+    takes precedence.
     """
 
     epochs: int = 50
@@ -82,6 +85,7 @@ class TrainConfig:
     progress: bool = True
     tensorboard: bool = True
     find_unused_parameters: bool = False
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "val_every": self.val_every}

@@ -133,6 +133,10 @@ class _Run:
 
         seed_everything(cfg.seed)  # same initial weights on every rank
         self.model: nn.Module = task.build_model().to(self.device)
+        if cfg.init_from is not None:  # fine-tuning: weights only
+            init = load_checkpoint(cfg.init_from)
+            check_model(init, cfg.init_from, task.model_name, self.model_args)
+            load_model_state(self.model, init, cfg.init_from)
         seed_everything(cfg.seed + info.rank)  # different augmentation per rank
 
         self.sampler = DistributedSampler(task.train_dataset, num_replicas=info.world_size, rank=info.rank,
