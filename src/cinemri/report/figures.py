@@ -15,6 +15,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from cinemri.case import Case
 from cinemri.clinical import LV, MYO, RV
@@ -222,6 +223,7 @@ def volume_curves_figure(volumes_ml: Mapping, ed_frame: int | None, es_frame: in
                         xytext=(2, -2), textcoords="offset points", ha="left", va="top", fontsize=8,
                         color="0.25")
     ax.set_xlim(-0.5, t - 0.5)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # frames are whole numbers
     ax.set_ylim(bottom=0.0)
     ax.set_xlabel("frame")
     ax.set_ylabel("volume (ml)")
