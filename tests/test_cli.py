@@ -8,9 +8,10 @@ import pytest
 
 from cinemri.cli import build_parser, main
 
-COMMANDS = ["phantom", "show", "info", "demo", "recon", "seg"]
+COMMANDS = ["phantom", "show", "info", "demo", "recon", "seg", "analyze", "study", "export-weights"]
 SUBCOMMANDS = ["phantom", "show", "info", "demo", "recon train", "recon eval", "recon predict", "recon ablate",
-               "seg train", "seg eval", "seg predict", "seg ablate", "seg grad-analysis"]
+               "seg train", "seg eval", "seg predict", "seg ablate", "seg grad-analysis", "analyze",
+               "study acceleration", "export-weights"]
 
 
 def _run(*args, cwd=None):

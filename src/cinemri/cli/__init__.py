@@ -10,10 +10,10 @@ import argparse
 import sys
 
 from cinemri import __version__
-from cinemri.cli import data_commands, demo_command, recon_commands, seg_commands
+from cinemri.cli import analyze_command, data_commands, demo_command, recon_commands, seg_commands, study_command
 
 # Each module contributes subcommands through register(subparsers).
-_COMMAND_MODULES = (data_commands, demo_command, recon_commands, seg_commands)
+_COMMAND_MODULES = (data_commands, demo_command, recon_commands, seg_commands, analyze_command, study_command)
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):

@@ -1,0 +1,297 @@
+"""``cinemri analyze``: one case from k-space (or images) to clinical indices and a report.
+
+Steps (each its own function, so the acceleration study reuses them):
+
+1. :func:`cinemri.analysis.reconstruct.reconstruct_case` -- the cine images;
+2. :func:`segment` -- labels of every slice and frame with a segmentation checkpoint;
+3. :func:`clinical_summary` -- volume curves, ED/ES (the file's when it has them, else
+   detected from the LV curve), EDV/ESV/SV/EF and LV mass, with warnings for results that
+   should not be trusted (empty structures, EF outside 0-100 %, assumed spacing);
+4. :func:`compare_with_truth` -- when the input carries ground truth (phantom, ACDC):
+   index errors, Dice and HD95 at ED and ES;
+5. :func:`analyze` -- all of the above plus the files: ``results.json`` (schema
+   ``cinemri.analyze/1``, docs/analyze.md), ``<name>_seg.nii.gz``, figures and ``report.html``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, replace
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cinemri.analysis.reconstruct import Reconstruction, is_undersampled, reconstruct_case, with_image
+from cinemri.analysis.weights import resolve_checkpoint
+from cinemri.case import Case
+from cinemri.clinical import INDEX_KEYS, LV, MYO, RV, compute_indices, detect_ed_es, volume_curves_ml
+from cinemri.experiments.recon import load_reconstructor
+from cinemri.experiments.seg_infer import load_segmenter, predict_case, read_input
+from cinemri.metrics import nmse, psnr, segmentation_scores, ssim
+from cinemri.report._display import atomic_write
+from cinemri.report.html import SCHEMA_ID as SCHEMA
+
+STRUCTURES = {"rv": RV, "myo": MYO, "lv": LV}
+FLOAT_KEYS = ("lv_edv_ml", "lv_esv_ml", "lv_sv_ml", "lv_ef_pct", "rv_edv_ml", "rv_esv_ml", "rv_sv_ml",
+              "rv_ef_pct", "lv_mass_g")
+
+
+@dataclass(frozen=True)
+class AnalyzeOptions:
+    """Options of :func:`analyze`; every default lives here.
+
+    recon_method: "model" (the cascade), "cs" or "zero_filled"; acceleration/undersample/
+    seed/pattern: how a fully sampled input is undersampled first (seeded per case and
+    slice); cs_iters: iterations of the CS baseline; flip_tta/largest_component: test-time
+    options of the segmentation (None: the checkpoint's); device: "cpu" or "cuda".
+    """
+
+    recon_method: str = "model"
+    acceleration: float = 5.0
+    undersample: bool = True
+    seed: int = 0
+    pattern: str = "vd_random"
+    cs_iters: int = 50
+    flip_tta: bool | None = None
+    largest_component: bool | None = True
+    device: str = "cpu"
+    figures: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.acceleration >= 1:
+            raise ValueError(f"acceleration must be >= 1, got {self.acceleration}")
+
+
+def package_version() -> str:
+    try:
+        return version("cinemri")
+    except PackageNotFoundError:  # running from a source tree without installation
+        return "unknown"
+
+
+def input_kind(case: Case) -> str:
+    """"kspace_undersampled", "kspace_fully_sampled" (k-space or image + coil maps) or "images"."""
+    if is_undersampled(case):
+        return "kspace_undersampled"
+    if case.kspace is not None or (case.image is not None and case.coil_maps is not None):
+        return "kspace_fully_sampled"
+    return "images"
+
+
+def segment(case: Case, seg_model, seg_cfg, options: AnalyzeOptions) -> tuple[np.ndarray, float]:
+    """(labels (S, T, H, W) uint8 of every frame, seconds) of ``case.image``."""
+    start = time.perf_counter()
+    with torch.inference_mode():
+        labels = predict_case(seg_model, case, seg_cfg, flip_tta=options.flip_tta,
+                              largest_component=options.largest_component, device=options.device)
+    return labels, time.perf_counter() - start
+
+
+def _file_ed_es(case: Case, t: int) -> tuple[int, int] | None:
+    """The file's (ED, ES) frames when it names them and they lie in [0, t), else None."""
+    if case.ed_frame is None or case.es_frame is None:
+        return None
+    if not (0 <= case.ed_frame < t and 0 <= case.es_frame < t):
+        return None
+    return int(case.ed_frame), int(case.es_frame)
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def indices_dict(labels: np.ndarray, spacing, ed: int, es: int) -> dict[str, Any]:
+    """Indices of INDEX_KEYS plus lv_sv_ml and rv_sv_ml (NaN where undefined)."""
+    idx = compute_indices(labels, spacing, ed, es)
+    out: dict[str, Any] = idx.as_dict()
+    out["lv_sv_ml"], out["rv_sv_ml"] = idx.lv_sv_ml, idx.rv_sv_ml
+    out["ed_frame"], out["es_frame"] = idx.ed_frame, idx.es_frame
+    return out
+
+
+def clinical_summary(labels: np.ndarray, case: Case) -> tuple[dict[str, Any], list[str]]:
+    """The "ed_es", "indices", "volumes_ml" entries of results.json and warnings.
+
+    labels: (S, T, H, W) uint8 of every frame. ED/ES: the file's when it names them, else the
+    frames of largest / smallest LV volume.
+
+    Raises:
+        ValueError: fewer than 2 frames (ED and ES cannot both exist), or an LV that is
+            empty in every frame (nothing to measure), naming the case.
+    """
+    where = case.source or case.name
+    t = labels.shape[1]
+    if t < 2:
+        raise ValueError(f"{where}: {t} frame(s); ED and ES need at least 2 frames of a cine")
+    curves = volume_curves_ml(labels, case.spacing)
+    if not np.any(curves[LV] > 0):
+        raise ValueError(f"{where}: the segmentation found no LV in any frame; no indices can be computed "
+                         "(wrong input orientation/contrast, or a checkpoint trained on other data?)")
+    warnings: list[str] = []
+    detected = detect_ed_es(curves[LV])
+    from_file = _file_ed_es(case, t)
+    ed, es = from_file if from_file is not None else detected
+    if from_file is not None and (from_file[0] != detected[0] or from_file[1] != detected[1]):
+        warnings.append(f"ED/ES from the file ({from_file[0]}/{from_file[1]}) differ from the frames of "
+                        f"largest/smallest segmented LV volume ({detected[0]}/{detected[1]})")
+    indices = indices_dict(labels, case.spacing, ed, es)
+    for name, value in STRUCTURES.items():
+        for phase, frame in (("ED", ed), ("ES", es)):
+            if not np.any(labels[:, frame] == value):
+                warnings.append(f"{name.upper()} is empty at {phase} (frame {frame}): its indices are not valid")
+    for key in ("lv_ef_pct", "rv_ef_pct"):
+        value = indices[key]
+        if math.isfinite(value) and not 0.0 <= value <= 100.0:
+            warnings.append(f"{key} = {value:.1f} % lies outside 0-100 %: the segmentation is not plausible")
+    if indices["lv_edv_ml"] < indices["lv_esv_ml"]:
+        warnings.append("LV ESV exceeds EDV: ED/ES or the segmentation are wrong")
+    if case.spacing_assumed:
+        warnings.append(f"the input carries no voxel spacing; the reader's default {tuple(case.spacing)} mm was "
+                        "assumed, so volumes and mass are only as right as that guess")
+    summary = {
+        "ed_es": {"ed_frame": int(ed), "es_frame": int(es), "source": "file" if from_file else "detected",
+                  "detected_ed_frame": int(detected[0]), "detected_es_frame": int(detected[1])},
+        "indices": indices,
+        "volumes_ml": {name: [float(v) for v in curves[value]] for name, value in STRUCTURES.items()},
+    }
+    return summary, warnings
+
+
+def compare_with_truth(labels: np.ndarray, case: Case, ed: int, es: int) -> dict[str, Any] | None:
+    """Errors against the input's ground truth, or None without one.
+
+    Truth indices: the phantom's recorded analytic indices (``case.indices``) when present,
+    else computed from the file's labels at its ED/ES. Dice and HD95 (mm, in-plane and
+    through-plane spacing) of the whole stack at the truth's ED and ES frames.
+    """
+    truth_ed_es = _file_ed_es(case, labels.shape[1])
+    if case.labels is None or truth_ed_es is None:
+        return None
+    t_ed, t_es = truth_ed_es
+    if not (t_ed in case.labelled_frames and t_es in case.labelled_frames):
+        return None
+    if case.indices and all(k in case.indices for k in INDEX_KEYS):
+        truth = {k: float(case.indices[k]) for k in INDEX_KEYS}
+        truth["lv_sv_ml"] = truth["lv_edv_ml"] - truth["lv_esv_ml"]
+        truth["rv_sv_ml"] = truth["rv_edv_ml"] - truth["rv_esv_ml"]
+    else:
+        truth = indices_dict(case.labels, case.spacing, t_ed, t_es)
+    pred = indices_dict(labels, case.spacing, ed, es)
+    dice_scores, hd95 = {}, {}
+    for phase, frame in (("ed", t_ed), ("es", t_es)):
+        scores = segmentation_scores(labels[:, frame], case.labels[:, frame], case.spacing)
+        dice_scores[phase] = {n: scores[f"dice_{n}"] for n in STRUCTURES}
+        hd95[phase] = {n: scores[f"hd95_{n}_mm"] for n in STRUCTURES}
+    return {"indices": truth, "errors": {k: pred[k] - truth[k] for k in FLOAT_KEYS},
+            "dice": dice_scores, "hd95_mm": hd95}
+
+
+def image_quality(recon: Reconstruction) -> dict[str, dict[str, float]] | None:
+    """PSNR/SSIM/NMSE of the reconstruction (and zero filling) against the fully sampled
+    reference, per case (fastMRI's convention: magnitude, data range = max of the reference)."""
+    if recon.reference is None or recon.method in ("fully_sampled", "images"):
+        return None
+    ref = torch.from_numpy(recon.reference).abs().reshape(-1, *recon.reference.shape[-2:])  # (S*T, H, W)
+    out = {}
+    for name, image in ((recon.method, recon.image), ("zero_filled", recon.zero_filled)):
+        img = torch.from_numpy(image).abs().reshape(ref.shape)
+        out[name] = {"psnr_db": psnr(img, ref), "ssim": ssim(img, ref), "nmse": nmse(img, ref)}
+    return out
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN/inf -> None, numpy scalars -> Python, recursively (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return _finite(float(value))
+    return value
+
+
+def write_json(data: dict[str, Any], path: Path) -> Path:
+    """``data`` as indented JSON, NaN written as null, atomically."""
+    text = json.dumps(_json_safe(data), indent=2, allow_nan=False) + "\n"
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def analyze(input_path: str | os.PathLike, out_dir: str | os.PathLike, *,
+            recon_checkpoint: str | os.PathLike | None = None, seg_checkpoint: str | os.PathLike | None = None,
+            options: AnalyzeOptions = AnalyzeOptions()) -> dict[str, Any]:
+    """Run the whole chain on one input and write everything into ``out_dir``.
+
+    input_path: a cinemri case (.h5), a CMRxRecon .mat, an ACDC patient folder, an M&Ms
+    case or a NIfTI image. Checkpoints default to the bundled phantom weights
+    (:mod:`cinemri.analysis.weights`). Returns the results dict (also in results.json).
+
+    Raises:
+        ValueError: unreadable input or checkpoint, or a case whose indices cannot be computed.
+    """
+    from cinemri.io import write_labels_nifti
+    from cinemri.report import cine_gif, slice_montage, volume_curves_figure, write_report
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    case = read_input(input_path)
+    if case.num_frames < 2:
+        raise ValueError(f"{input_path}: {case.num_frames} frame(s); ED and ES need a cine of at least 2 frames")
+    kind = input_kind(case)
+    recon_path = None
+    loaded = None
+    if kind != "images" and options.recon_method == "model":
+        recon_path = resolve_checkpoint(recon_checkpoint, "recon")
+        loaded = load_reconstructor(recon_path, options.device)
+    recon = reconstruct_case(case, options.recon_method, recon=loaded, acceleration=options.acceleration,
+                             undersample=options.undersample, seed=options.seed, pattern=options.pattern,
+                             cs_iters=options.cs_iters)
+    seg_path = resolve_checkpoint(seg_checkpoint, "seg")
+    seg_model, seg_cfg = load_segmenter(seg_path, options.device)
+    image_case = with_image(case, recon.image)
+    labels, seg_seconds = segment(image_case, seg_model, seg_cfg, options)
+    summary, warnings = clinical_summary(labels, case)
+    ed, es = summary["ed_es"]["ed_frame"], summary["ed_es"]["es_frame"]
+    stem = case.name
+    files = {"results": "results.json", "report": "report.html"}
+    files["labels_nifti"] = write_labels_nifti(labels, out / f"{stem}_seg.nii.gz", reference=case).name
+    if options.figures:
+        shown = replace(image_case, labels=labels, ed_frame=ed, es_frame=es,
+                        labelled_frames=tuple(range(labels.shape[1])))
+        files["montage"] = slice_montage(shown, out / f"{stem}_montage.png", crop_to_heart=True).name
+        files["cine_gif"] = cine_gif(shown, out / f"{stem}_cine.gif").name
+        truth_curves = None
+        if case.labels is not None and len(case.labelled_frames) == case.num_frames:
+            truth_curves = volume_curves_ml(case.labels, case.spacing)
+        title = (f"{case.name}: LV EF {summary['indices']['lv_ef_pct']:.1f} %"
+                 + (" (dashed: ground truth)" if truth_curves is not None else ""))
+        files["volume_curves"] = volume_curves_figure(
+            {STRUCTURES[k]: np.asarray(v) for k, v in summary["volumes_ml"].items()}, ed, es,
+            out / f"{stem}_volumes.png", reference=truth_curves, title=title).name
+    results = {
+        "schema": SCHEMA,
+        "cinemri_version": package_version(),
+        "case": {"name": case.name, "source": str(case.source or input_path), "group": case.group,
+                 "shape": list(labels.shape), "spacing_mm": [float(v) for v in case.spacing],
+                 "spacing_assumed": bool(case.spacing_assumed), "input": kind},
+        "reconstruction": {"method": recon.method, "acceleration": recon.acceleration, "seconds": recon.seconds,
+                           "checkpoint": str(recon_path) if recon_path is not None else None},
+        "segmentation": {"checkpoint": str(seg_path), "seconds": seg_seconds},
+        **summary,
+        "frames_segmented": list(range(labels.shape[1])),
+        "image_quality": image_quality(recon),
+        "ground_truth": compare_with_truth(labels, case, ed, es),
+        "warnings": warnings,
+        "files": files,
+    }
+    write_json(results, out / "results.json")
+    if options.figures:
+        write_report(_json_safe(results), out / "report.html")
+    return _json_safe(results)

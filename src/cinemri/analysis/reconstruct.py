@@ -1,0 +1,132 @@
+"""Image formation for the end-to-end analysis: k-space (or images) -> cine images.
+
+One function, :func:`reconstruct_case`, turns whatever a case holds into the (S, T, H, W)
+cine that segmentation sees:
+
+- undersampled k-space (a mask in the file, CMRxRecon): reconstructed as acquired;
+- fully sampled k-space, or image + coil maps (phantom): undersampled first with a mask
+  seeded from (seed, case name, slice) at ``acceleration`` -- so the reconstruction is
+  really tested -- unless ``undersample`` is False, in which case the fully sampled image
+  is used as it is;
+- images only (ACDC, M&Ms, NIfTI): used as they are (nothing to reconstruct).
+
+``method`` picks the reconstruction: "model" (a trained cascade), "cs" (temporal TV, the
+classical baseline) or "zero_filled". The reference (the fully sampled coil-combined
+image, noise included) comes back when it exists, so image quality can be scored.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import numpy as np
+import torch
+
+from cinemri.case import Case
+from cinemri.data import ReconOptions, ReconSample, collate_recon
+from cinemri.data.recon import ReconDataset
+from cinemri.experiments.recon import LoadedReconstructor
+from cinemri.experiments.recon_eval import undersampled_samples
+from cinemri.masks import achieved_acceleration
+from cinemri.recon import cs_tv, zero_filled
+
+METHODS = ("model", "cs", "zero_filled")
+Method = Literal["model", "cs", "zero_filled"]
+
+
+@dataclass
+class Reconstruction:
+    """What :func:`reconstruct_case` produced.
+
+    image: (S, T, H, W) complex64 in the input's units; reference: (S, T, H, W) complex64
+    fully sampled image, or None; zero_filled: (S, T, H, W) complex64 or None (images-only
+    input); masks: (S, T, W) bool sampling masks or None; method: what made ``image``
+    ("model", "cs", "zero_filled", "fully_sampled" or "images"); acceleration: achieved R
+    (mean over slices) or None; seconds: reconstruction wall time.
+    """
+
+    image: np.ndarray
+    reference: np.ndarray | None
+    zero_filled: np.ndarray | None
+    masks: np.ndarray | None
+    method: str
+    acceleration: float | None
+    seconds: float
+
+
+def _has_kspace_or_maps(case: Case) -> bool:
+    return case.kspace is not None or (case.image is not None and case.coil_maps is not None)
+
+
+def is_undersampled(case: Case) -> bool:
+    """True when the case holds k-space with a mask that leaves lines out."""
+    return case.kspace is not None and case.mask is not None and not bool(np.all(case.mask))
+
+
+@torch.no_grad()
+def _run(method: str, samples: list[ReconSample], recon: LoadedReconstructor | None,
+         cs_iters: int) -> tuple[np.ndarray, np.ndarray]:
+    """(image, zero-filled), each (S, T, H, W) complex64 in input units, slice by slice."""
+    images, zfs = [], []
+    device = next(recon.model.parameters()).device if method == "model" else torch.device("cpu")
+    for sample in samples:
+        batch = collate_recon([sample]).to(device)
+        zf = zero_filled(batch.kspace, batch.mask, batch.maps)  # (1, T, H, W)
+        if method == "model":
+            out = recon.model(batch.kspace, batch.mask, batch.maps)
+        elif method == "cs":
+            out = cs_tv(batch.kspace, batch.mask, batch.maps, num_iters=cs_iters)
+        else:
+            out = zf
+        images.append((out[0] / sample.scale).to(torch.complex64).cpu().numpy())
+        zfs.append((zf[0] / sample.scale).to(torch.complex64).cpu().numpy())
+    return np.stack(images), np.stack(zfs)
+
+
+def reconstruct_case(case: Case, method: Method = "model", *, recon: LoadedReconstructor | None = None,
+                     acceleration: float = 5.0, undersample: bool = True, seed: int = 0,
+                     pattern: str = "vd_random", center_lines: int = 8, cs_iters: int = 50) -> Reconstruction:
+    """The cine images of ``case`` (see the module docstring).
+
+    Raises:
+        ValueError: unknown ``method``, "model" without ``recon``, a case with nothing to
+            reconstruct from (no image, no k-space), or an image without coil maps asked to
+            be undersampled.
+    """
+    if method not in METHODS:
+        raise ValueError(f"reconstruction method must be one of {METHODS}, got {method!r}")
+    start = time.perf_counter()
+    where = case.source or case.name
+    undersampled = is_undersampled(case)
+    if not undersampled and not _has_kspace_or_maps(case):
+        if case.image is None:
+            raise ValueError(f"{where}: holds neither images nor k-space")
+        return Reconstruction(image=case.image, reference=None, zero_filled=None, masks=None, method="images",
+                              acceleration=None, seconds=0.0)
+    if method == "model" and recon is None and (undersample or undersampled):
+        raise ValueError("reconstruction method 'model' needs a reconstruction checkpoint")
+    reference = None
+    if undersampled:
+        samples = undersampled_samples(case)
+        masks = np.repeat(np.asarray(case.mask, bool)[None], case.num_slices, axis=0)  # (S, T, W)
+    else:
+        options = ReconOptions(acceleration=acceleration if undersample else 1.0, pattern=pattern,
+                               center_lines=center_lines, mask_mode="fixed", seed=seed, crop=None)
+        dataset = ReconDataset([case], options)
+        samples = [dataset[i] for i in range(len(dataset))]
+        masks = np.stack([s.mask[0, :, 0, :].numpy() for s in samples])  # (S, T, W)
+        reference = np.stack([(s.target / s.scale).numpy() for s in samples]).astype(np.complex64)
+        if not undersample:
+            return Reconstruction(image=reference, reference=reference, zero_filled=reference, masks=None,
+                                  method="fully_sampled", acceleration=1.0, seconds=time.perf_counter() - start)
+    image, zf = _run(method, samples, recon, cs_iters)
+    achieved = float(np.mean([achieved_acceleration(torch.from_numpy(m)) for m in masks]))
+    return Reconstruction(image=image, reference=reference, zero_filled=zf, masks=masks, method=method,
+                          acceleration=achieved, seconds=time.perf_counter() - start)
+
+
+def with_image(case: Case, image: np.ndarray) -> Case:
+    """``case`` holding ``image`` (S, T, H, W) and no k-space (what segmentation reads)."""
+    return replace(case, image=image.astype(np.complex64), kspace=None, mask=None, coil_maps=None)

@@ -1,0 +1,54 @@
+"""Bundled weights: small phantom-trained checkpoints that ship with the package, so that
+``cinemri analyze`` works offline without training first.
+
+They live in ``cinemri/weights/`` (package data) and are produced by ``make weights``
+(configs/recon/bundled.yaml and configs/seg/bundled.yaml, then :func:`export_weights`).
+An exported file is an ordinary cinemri checkpoint without the optimizer state: it loads
+with ``torch.load(weights_only=True)`` everywhere a checkpoint is read, and can start a
+fine-tuning run (``train.init_from``), but not resume one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cinemri.train.checkpoint import load_checkpoint, save_checkpoint
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+BUNDLED = {"recon": "recon_phantom.pt", "seg": "seg_phantom.pt"}
+
+
+def bundled_path(kind: str) -> Path:
+    """Path of the bundled ``kind`` ("recon" or "seg") checkpoint (it may not exist yet)."""
+    if kind not in BUNDLED:
+        raise ValueError(f"kind must be one of {sorted(BUNDLED)}, got {kind!r}")
+    return WEIGHTS_DIR / BUNDLED[kind]
+
+
+def resolve_checkpoint(path: str | os.PathLike | None, kind: str) -> Path:
+    """``path`` when given, else the bundled ``kind`` checkpoint.
+
+    Raises:
+        ValueError: no path given and no bundled weights installed (says how to make them).
+    """
+    if path is not None:
+        return Path(path)
+    bundled = bundled_path(kind)
+    if not bundled.is_file():
+        raise ValueError(f"no bundled {kind} weights at {bundled}; run `make weights` or pass "
+                         f"--{kind}-checkpoint")
+    return bundled
+
+
+def export_weights(checkpoint: str | os.PathLike, out_path: str | os.PathLike) -> Path:
+    """Copy a training checkpoint without its optimizer, scheduler, scaler, RNG and task state.
+
+    The model weights, its arguments, the experiment config, epoch and final metrics are kept
+    unchanged. Written atomically; returns ``out_path``.
+    """
+    state = load_checkpoint(checkpoint)
+    slim = dict(state)
+    slim.update(optimizer={}, scheduler={}, scaler={}, rng=[], task=None)
+    save_checkpoint(out_path, slim)
+    return Path(out_path)

@@ -1,0 +1,95 @@
+"""`cinemri analyze` (k-space or images -> clinical indices + report) and `cinemri export-weights`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def register(subparsers, formatter) -> None:
+    from cinemri.analysis import AnalyzeOptions
+
+    defaults = AnalyzeOptions()
+    p = subparsers.add_parser(
+        "analyze", formatter_class=formatter,
+        help="reconstruct, segment and measure one case: results.json, label maps, report.html",
+        description="k-space (or images) -> cine -> RV/MYO/LV -> EDV, ESV, SV, EF, LV mass. A fully sampled "
+                    "input (a phantom case) is first undersampled at --acceleration with a seeded mask, so the "
+                    "reconstruction is really tested. Without checkpoint options the bundled phantom weights "
+                    "are used.",
+        epilog="examples:\n  cinemri analyze data/phantom/phantom_123.h5 --out runs/analyze/phantom_123\n"
+               "  cinemri analyze ../shared/data/acdc/training/patient001 --seg-checkpoint "
+               "runs/seg/acdc_unet/best.pt --out runs/analyze/patient001\n"
+               "  cinemri analyze cine_sax.mat --out runs/analyze/cmrx  # CMRxRecon, reconstructed as acquired")
+    p.add_argument("input", type=Path,
+                   help="cinemri case .h5, CMRxRecon .mat, ACDC patient folder, M&Ms case, or NIfTI image")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--recon-checkpoint", type=Path, default=None,
+                   help="reconstruction checkpoint (default: the bundled phantom weights)")
+    p.add_argument("--seg-checkpoint", type=Path, default=None,
+                   help="segmentation checkpoint (default: the bundled phantom weights)")
+    p.add_argument("--recon", dest="recon_method", choices=("model", "cs", "zero_filled"), default=defaults.recon_method,
+                   help="how k-space becomes images: the trained cascade, CS-TV, or zero filling")
+    p.add_argument("--acceleration", type=float, default=defaults.acceleration, help="undersampling of a fully sampled input")
+    p.add_argument("--no-undersample", action="store_true",
+                   help="use a fully sampled input as it is (no undersampling, no reconstruction)")
+    p.add_argument("--seed", type=int, default=defaults.seed, help="seed of the undersampling masks")
+    p.add_argument("--flip-tta", action="store_true", help="average the segmentation over image flips")
+    p.add_argument("--device", default=defaults.device, help="cpu or cuda")
+    p.add_argument("--no-figures", action="store_true", help="only results.json and the label maps")
+    p.set_defaults(run=_run_analyze)
+
+    p = subparsers.add_parser(
+        "export-weights", formatter_class=formatter,
+        help="copy a training checkpoint without its optimizer state (small, for sharing or bundling)",
+        epilog="example:\n  cinemri export-weights runs/seg/phantom_unet/best.pt src/cinemri/weights/seg_phantom.pt")
+    p.add_argument("checkpoint", type=Path, help="checkpoint written by `cinemri recon|seg train`")
+    p.add_argument("out", type=Path, help="output .pt file")
+    p.set_defaults(run=_run_export)
+
+
+def _run_analyze(args) -> None:
+    from cinemri.analysis import AnalyzeOptions, analyze
+
+    options = AnalyzeOptions(recon_method=args.recon_method, acceleration=args.acceleration,
+                             undersample=not args.no_undersample, seed=args.seed,
+                             flip_tta=True if args.flip_tta else None, device=args.device,
+                             figures=not args.no_figures)
+    results = analyze(args.input, args.out, recon_checkpoint=args.recon_checkpoint,
+                      seg_checkpoint=args.seg_checkpoint, options=options)
+    print(summary_text(results, args.out))
+
+
+def _fmt(value, digits: int = 1) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def summary_text(results: dict, out: Path) -> str:
+    """The lines `cinemri analyze` prints: what was done, the indices (with truth), where the report is."""
+    rec, idx = results["reconstruction"], results["indices"]
+    lines = [f"case {results['case']['name']} ({results['case']['input']}): reconstruction {rec['method']}"
+             + (f" at R={rec['acceleration']:.2f}" if rec["acceleration"] else "")
+             + f", ED frame {idx['ed_frame']}, ES frame {idx['es_frame']} ({results['ed_es']['source']})"]
+    truth = (results.get("ground_truth") or {}).get("indices", {})
+    for key, label, unit, digits in (("lv_edv_ml", "LV EDV", "ml", 0), ("lv_esv_ml", "LV ESV", "ml", 0),
+                                     ("lv_ef_pct", "LV EF", "%", 1), ("rv_ef_pct", "RV EF", "%", 1),
+                                     ("lv_mass_g", "LV mass", "g", 0)):
+        line = f"  {label:8s} {_fmt(idx.get(key), digits):>7s} {unit}"
+        if key in truth:
+            line += f"   (truth {_fmt(truth[key], digits)} {unit})"
+        lines.append(line)
+    quality = results.get("image_quality") or {}
+    for method, q in quality.items():
+        lines.append(f"  {method}: PSNR {q['psnr_db']:.2f} dB, SSIM {q['ssim']:.3f}")
+    for warning in results["warnings"]:
+        lines.append(f"  warning: {warning}")
+    lines.append(f"results: {out / 'results.json'}")
+    if "report" in results["files"] and (out / results["files"]["report"]).is_file():
+        lines.append(f"report: {out / results['files']['report']}")
+    return "\n".join(lines)
+
+
+def _run_export(args) -> None:
+    from cinemri.analysis import export_weights
+
+    path = export_weights(args.checkpoint, args.out)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")

@@ -1,0 +1,267 @@
+"""`cinemri analyze`: image formation, clinical summary, truth comparison, bundled weights, CLI."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from cinemri.analysis import (AnalyzeOptions, analyze, clinical_summary, compare_with_truth, export_weights,
+                              reconstruct_case, resolve_checkpoint)
+from cinemri.analysis.pipeline import SCHEMA, FLOAT_KEYS
+from cinemri.case import Case
+from cinemri.cli import main
+from cinemri.clinical import volume_curves_ml
+from cinemri.experiments.recon import ReconTask, load_recon_config, load_reconstructor
+from cinemri.io import read_case
+from cinemri.masks import achieved_acceleration
+from cinemri.phantom import write_dataset
+from cinemri.physics import sense_adjoint
+from cinemri.train import fit, load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.usefixtures("one_thread_module")  # see conftest.py
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """Two 48x48 phantom cases (6 frames, 3 slices, 2 coils, heart magnified by a 150 mm FOV), a
+    seg U-Net over-fitted on the first one (so it finds the LV) and a 1-step recon cascade."""
+    from cinemri.experiments.seg_config import load_seg_config
+    from cinemri.experiments.seg_train import train
+
+    tmp = tmp_path_factory.mktemp("analysis")
+    root = tmp / "phantom"
+    paths = write_dataset(root, 2, seed=5, height=48, width=48, frames=6, slices=3, coils=2, supersample=1,
+                          fov_mm=(150.0, 150.0))
+    names = [p.stem for p in paths]
+    (root / "split.json").write_text(json.dumps({"train": names[:1], "val": names[1:], "test": []}))
+    seg_cfg = load_seg_config([ROOT / "configs/seg/tiny.yaml"], [
+        f"data.train=[{root}]", f"train.out_dir={tmp / 'seg'}", "train.epochs=4", "train.max_steps_per_epoch=10",
+        "data.preprocess.size=[48, 48]", "data.preprocess.spacing_mm=3.2", "augment.enabled=false",
+        "train.lr=1e-2", "data.exclude_train=[]"])
+    train(seg_cfg)
+    recon_cfg = load_recon_config(ROOT / "configs/recon/tiny.yaml", [
+        f"data.root={root}", f"train.out_dir={tmp / 'recon'}", "train.epochs=1", "train.max_steps_per_epoch=1"])
+    fit(ReconTask(recon_cfg), recon_cfg)
+    return {"case": paths[0], "seg": tmp / "seg" / "last.pt", "recon": tmp / "recon" / "last.pt", "tmp": tmp}
+
+
+# ---------------------------------------------------------------------------- reconstruct_case
+
+
+def test_reconstruct_case_undersamples_and_keeps_the_measurement(setup):
+    case = replace(read_case(setup["case"]), noise_std=0.0)  # noise-free: S S^H is exact on the data
+    rec = reconstruct_case(case, "zero_filled", acceleration=4.0, seed=1)
+    s, t, h, w = case.image.shape
+    assert rec.image.shape == rec.reference.shape == (s, t, h, w) and rec.image.dtype == np.complex64
+    assert rec.masks.shape == (s, t, w)
+    assert rec.acceleration == pytest.approx(float(np.mean([achieved_acceleration(torch.from_numpy(m))
+                                                            for m in rec.masks])))
+    assert 3.0 < rec.acceleration < 5.0
+    # zero filling = S^H F^H (M F S x_ref): project the reference onto the sampled lines
+    maps = torch.from_numpy(case.coil_maps)  # (S, C, H, W)
+    ref = torch.from_numpy(rec.reference)
+    mask = torch.from_numpy(rec.masks)[:, None, :, None, :]  # (S, 1, T, 1, W)
+    from cinemri.physics import sense_forward
+    expected = sense_adjoint(sense_forward(ref, maps) * mask, maps)
+    inside = torch.from_numpy((np.abs(case.coil_maps) ** 2).sum(1) > 0.5)[:, None]  # (S, 1, H, W)
+    err = (torch.from_numpy(rec.image) - expected).abs()[inside.expand_as(expected)]
+    assert float(err.max()) < 1e-4 * float(ref.abs().max())
+    # seeded: same seed, same masks; another seed, other masks
+    assert np.array_equal(reconstruct_case(case, "zero_filled", acceleration=4.0, seed=1).masks, rec.masks)
+    assert not np.array_equal(reconstruct_case(case, "zero_filled", acceleration=4.0, seed=2).masks, rec.masks)
+
+
+def test_reconstruct_case_other_inputs(setup):
+    case = read_case(setup["case"])
+    full = reconstruct_case(case, "zero_filled", undersample=False)
+    assert full.method == "fully_sampled" and np.array_equal(full.image, full.reference)
+    images_only = replace(case, coil_maps=None)
+    out = reconstruct_case(images_only, "cs")
+    assert out.method == "images" and out.image is images_only.image and out.reference is None
+    with pytest.raises(ValueError, match="needs a reconstruction checkpoint"):
+        reconstruct_case(case, "model")
+    with pytest.raises(ValueError, match="method must be one of"):
+        reconstruct_case(case, "magic")
+
+
+# ---------------------------------------------------------------------- clinical summary / truth
+
+
+def _disc_labels(t_count: int = 4, radius=(6, 4, 5, 6)) -> np.ndarray:
+    """(2, T, 24, 24): LV discs of radius r_t with a 2-pixel myocardium ring and an RV blob."""
+    y, x = np.mgrid[:24, :24]
+    d = np.hypot(y - 12, x - 12)
+    out = np.zeros((2, t_count, 24, 24), np.uint8)
+    for t in range(t_count):
+        r = radius[t]
+        out[:, t][:, (d >= r) & (d < r + 2)] = 2
+        out[:, t][:, d < r] = 3
+        out[:, t][:, (np.abs(y - 12) < 3) & (x < 3)] = 1
+    return out
+
+
+def test_clinical_summary_matches_hand_computed_volumes():
+    labels = _disc_labels()
+    case = Case(name="discs", spacing=(8.0, 1.5, 1.5))
+    summary, warnings = clinical_summary(labels, case)
+    curves = volume_curves_ml(labels, case.spacing)
+    lv_counts = (labels == 3).sum(axis=(0, 2, 3))
+    assert summary["volumes_ml"]["lv"] == pytest.approx(list(lv_counts * 8 * 1.5 * 1.5 / 1000))
+    ed, es = int(np.argmax(curves[3])), int(np.argmin(curves[3]))
+    assert (summary["ed_es"]["ed_frame"], summary["ed_es"]["es_frame"], summary["ed_es"]["source"]) == (ed, es, "detected")
+    idx = summary["indices"]
+    assert idx["lv_ef_pct"] == pytest.approx(100 * (curves[3][ed] - curves[3][es]) / curves[3][ed])
+    assert idx["lv_sv_ml"] == pytest.approx(idx["lv_edv_ml"] - idx["lv_esv_ml"])
+    assert idx["lv_mass_g"] == pytest.approx(1.05 * curves[2][ed])
+    assert warnings == []
+    # the file's ED/ES win and a disagreement is reported
+    summary, warnings = clinical_summary(labels, replace(case, ed_frame=3, es_frame=1))
+    assert summary["ed_es"]["source"] == "file" and summary["ed_es"]["ed_frame"] == 3
+    assert any("differ" in w for w in warnings)
+
+
+def test_clinical_summary_flags_and_rejects_nonsense():
+    case = Case(name="discs", spacing=(8.0, 1.5, 1.5), source="x/discs.h5")
+    with pytest.raises(ValueError, match="x/discs.h5.*1 frame"):
+        clinical_summary(_disc_labels()[:, :1], case)
+    empty = _disc_labels()
+    empty[empty == 3] = 0
+    with pytest.raises(ValueError, match="no LV in any frame"):
+        clinical_summary(empty, case)
+    no_rv = _disc_labels()
+    no_rv[no_rv == 1] = 0
+    _, warnings = clinical_summary(no_rv, replace(case, spacing_assumed=True))
+    assert any("RV is empty at ED" in w for w in warnings)
+    assert any("spacing" in w for w in warnings)
+    grows = _disc_labels(radius=(4, 6, 5, 4))  # file says ED=0 but the LV is larger at "ES"
+    _, warnings = clinical_summary(grows, replace(case, ed_frame=0, es_frame=1))
+    assert any("ESV exceeds EDV" in w for w in warnings) and any("outside 0-100" in w for w in warnings)
+
+
+def test_compare_with_truth_perfect_and_shifted():
+    labels = _disc_labels()
+    case = Case(name="discs", spacing=(8.0, 1.5, 1.5), labels=labels, ed_frame=0, es_frame=1,
+                labelled_frames=(0, 1))
+    perfect = compare_with_truth(labels, case, 0, 1)
+    assert all(v == 1.0 for phase in perfect["dice"].values() for v in phase.values())
+    assert all(v == 0.0 for phase in perfect["hd95_mm"].values() for v in phase.values())
+    assert all(perfect["errors"][k] == 0.0 for k in FLOAT_KEYS)
+    shifted = np.roll(labels, 1, axis=-1)
+    result = compare_with_truth(shifted, case, 0, 1)
+    assert result["dice"]["ed"]["lv"] < 1.0 and result["hd95_mm"]["ed"]["lv"] == pytest.approx(1.5)
+    assert compare_with_truth(labels, replace(case, labels=None), 0, 1) is None
+    assert compare_with_truth(labels, replace(case, labelled_frames=(0,)), 0, 1) is None
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def test_analyze_end_to_end_on_a_tiny_phantom_case(setup, tmp_path):
+    out = tmp_path / "out"
+    results = analyze(setup["case"], out, recon_checkpoint=setup["recon"], seg_checkpoint=setup["seg"],
+                      options=AnalyzeOptions(acceleration=4.0))
+    on_disk = json.loads((out / "results.json").read_text())
+    assert on_disk == results and on_disk["schema"] == SCHEMA
+    case = read_case(setup["case"])
+    assert on_disk["case"]["input"] == "kspace_fully_sampled" and on_disk["case"]["shape"] == list(case.image.shape)
+    assert on_disk["reconstruction"]["method"] == "model" and 3.0 < on_disk["reconstruction"]["acceleration"] < 5.0
+    assert set(on_disk["image_quality"]) == {"model", "zero_filled"}
+    assert on_disk["ground_truth"]["indices"]["lv_ef_pct"] == pytest.approx(case.indices["lv_ef_pct"])
+    idx = on_disk["indices"]
+    lv = on_disk["volumes_ml"]["lv"]
+    assert idx["lv_edv_ml"] == pytest.approx(lv[idx["ed_frame"]]) and idx["lv_esv_ml"] == pytest.approx(lv[idx["es_frame"]])
+    for key in FLOAT_KEYS:
+        truth = on_disk["ground_truth"]["indices"][key]
+        if idx[key] is not None and truth is not None:
+            assert on_disk["ground_truth"]["errors"][key] == pytest.approx(idx[key] - truth)
+    labels_img = nib.load(out / on_disk["files"]["labels_nifti"])
+    s, t, h, w = case.image.shape
+    assert labels_img.shape == (h, w, s, t)
+    np.testing.assert_allclose(labels_img.affine, case.affine if case.affine is not None else labels_img.affine)
+    for key in ("montage", "cine_gif", "volume_curves", "report"):
+        assert (out / on_disk["files"][key]).stat().st_size > 1000
+    assert "<html" in (out / "report.html").read_text().lower()
+
+
+def test_cli_analyze_prints_indices_and_rejects_bad_input(setup, tmp_path, capsys):
+    out = tmp_path / "cli"
+    code = main(["analyze", str(setup["case"]), "--out", str(out), "--recon", "zero_filled",
+                 "--seg-checkpoint", str(setup["seg"]), "--no-figures"])
+    printed = capsys.readouterr().out
+    assert code == 0 and "LV EF" in printed and "truth" in printed and str(out / "results.json") in printed
+    assert json.loads((out / "results.json").read_text())["reconstruction"]["method"] == "zero_filled"
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not a cine")
+    assert main(["analyze", str(bad), "--out", str(tmp_path / "x"), "--seg-checkpoint", str(setup["seg"])]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cinemri: error:") and "notes.txt" in err and err.count("\n") == 1
+    assert main(["analyze", str(setup["case"]), "--out", str(tmp_path / "y"),
+                 "--seg-checkpoint", str(setup["recon"])]) == 2
+    assert "cinemri: error:" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------- weights
+
+
+def test_export_weights_is_smaller_and_predicts_the_same(setup, tmp_path):
+    slim = export_weights(setup["recon"], tmp_path / "slim.pt")
+    assert slim.stat().st_size < setup["recon"].stat().st_size
+    state = load_checkpoint(slim)  # weights_only=True inside
+    assert state["optimizer"] == {} and state["rng"] == []
+    a, b = load_reconstructor(setup["recon"]).model, load_reconstructor(slim).model
+    for (name, p), (_, q) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(p, q), name
+    # it starts a fine-tuning run (train.init_from) but cannot be resumed
+    cfg = load_recon_config(ROOT / "configs/recon/tiny.yaml", [
+        f"data.root={setup['case'].parent}", f"train.out_dir={tmp_path / 'ft'}", f"train.init_from={slim}"])
+    result = fit(ReconTask(cfg), cfg, stop_after_epoch=0)
+    for (name, p), (_, q) in zip(result.model.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(p, q), name
+    with pytest.raises(ValueError, match="optimizer/scheduler state does not fit"):
+        fit(ReconTask(cfg), cfg, resume=slim)
+
+
+def test_resolve_checkpoint(monkeypatch, tmp_path):
+    import cinemri.analysis.weights as weights
+
+    assert resolve_checkpoint(tmp_path / "given.pt", "seg") == tmp_path / "given.pt"
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", tmp_path)
+    with pytest.raises(ValueError, match="no bundled recon weights.*make weights"):
+        resolve_checkpoint(None, "recon")
+    (tmp_path / "seg_phantom.pt").write_bytes(b"x")
+    assert resolve_checkpoint(None, "seg") == tmp_path / "seg_phantom.pt"
+    with pytest.raises(ValueError, match="kind must be one of"):
+        weights.bundled_path("other")
+
+
+def test_bundled_weights_ship_small_and_load_offline():
+    from cinemri.analysis import bundled_path
+    from cinemri.experiments.seg_infer import load_segmenter
+
+    recon_path, seg_path = bundled_path("recon"), bundled_path("seg")
+    assert recon_path.stat().st_size < 8e6 and seg_path.stat().st_size < 8e6  # "a few MB"
+    loaded = load_reconstructor(recon_path)
+    assert loaded.config.model.num_stages == 3 and loaded.config.model.denoiser == "unet3d"
+    assert loaded.config.model.denoiser_options["cbam"] is True
+    model, cfg = load_segmenter(seg_path)
+    assert cfg.model.name == "unet"
+    x = torch.zeros(1, 1, 64, 64)
+    with torch.no_grad():
+        out = model(x)
+    assert (out[0] if isinstance(out, (list, tuple)) else out).shape == (1, 4, 64, 64)
+
+
+def test_analyze_rejects_a_single_frame_before_any_work(tmp_path):
+    from cinemri.io import write_case
+
+    one = Case(name="still", spacing=(8.0, 1.5, 1.5), image=np.ones((2, 1, 24, 24), np.complex64))
+    path = write_case(one, tmp_path / "still.h5")
+    with pytest.raises(ValueError, match="still.h5: 1 frame"):
+        analyze(path, tmp_path / "out", seg_checkpoint=tmp_path / "never_read.pt")
