@@ -29,17 +29,16 @@ writing excluded, process start included).
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _speed import machine_info, median_time, peak_mb, run_job  # benchmarks/ is sys.path[0] as a script
 
 REPO = Path(__file__).resolve().parents[1]
 ABLATION_CONFIG = REPO / "configs" / "recon" / "ablation.yaml"
@@ -53,31 +52,6 @@ FALLBACK_OPTIONS: dict[str, dict] = {
     "unet2d1d": {"base_channels": 16, "depth": 2},
 }
 MAIN_MODEL = "cascade_unet3d_cbam"
-
-
-def machine_info(threads: int) -> dict:
-    """CPU model, core counts, torch/python versions, threads, UTC date and load average."""
-    import torch
-
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu_model": cpu,
-        "logical_cpus": os.cpu_count(),
-        "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "threads": threads,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "load_average_1_5_15_start": list(os.getloadavg()),
-    }
 
 
 def model_specs(quick: bool) -> dict[str, dict]:
@@ -124,21 +98,6 @@ def make_slice(seed: int, acceleration: float, path: Path) -> dict:
             "pattern": "vd_random", "center_lines": 8}
 
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
-
-
-def _median_time(fn, warmup: int, repeats: int) -> tuple[float, list[float]]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), times
-
-
 def worker(job: dict) -> dict:
     """Run one job in this (fresh) process; returns its numbers."""
     import torch
@@ -146,7 +105,7 @@ def worker(job: dict) -> dict:
     torch.set_num_threads(job["threads"])
     data = torch.load(job["data"], weights_only=True)
     kspace, mask, maps, target = data["kspace"], data["mask"], data["maps"], data["target"]
-    base = _peak_mb()
+    base = peak_mb()
     out: dict = {"name": job["name"], "load_average_1m": os.getloadavg()[0]}
     if job["kind"] == "bart":
         import bart
@@ -163,8 +122,8 @@ def worker(job: dict) -> dict:
     if job["kind"] == "cs":
         from cinemri.recon import cs_tv
 
-        median, times = _median_time(lambda: cs_tv(kspace, mask, maps), job["warmup"], job["repeats"])
-        out.update(infer_s=median, infer_all_s=times, infer_peak_mb=_peak_mb() - base)
+        median, times = median_time(lambda: cs_tv(kspace, mask, maps), job["warmup"], job["repeats"])
+        out.update(infer_s=median, infer_all_s=times, infer_peak_mb=peak_mb() - base)
         return out
     from cinemri.recon import build_reconstructor
     from cinemri.recon.losses import l1_loss
@@ -182,8 +141,8 @@ def worker(job: dict) -> dict:
         with torch.inference_mode():
             model(kspace, mask, maps)
 
-    median, times = _median_time(infer, job["warmup"], job["repeats"])
-    out.update(infer_s=median, infer_all_s=times, infer_peak_mb=_peak_mb() - base)
+    median, times = median_time(infer, job["warmup"], job["repeats"])
+    out.update(infer_s=median, infer_all_s=times, infer_peak_mb=peak_mb() - base)
     if job["train_repeats"] > 0:
         model.train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -193,20 +152,9 @@ def worker(job: dict) -> dict:
             l1_loss(model(kspace, mask, maps), target).backward()
             optimizer.step()
 
-        median, times = _median_time(step, 1, job["train_repeats"])
-        out.update(train_s=median, train_all_s=times, train_peak_mb=_peak_mb() - base)
+        median, times = median_time(step, 1, job["train_repeats"])
+        out.update(train_s=median, train_all_s=times, train_peak_mb=peak_mb() - base)
     return out
-
-
-def run_job(job: dict) -> dict:
-    """Run ``job`` in a fresh subprocess of this script; returns the worker's JSON."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(job["threads"]), MKL_NUM_THREADS=str(job["threads"]))
-    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(job)],
-                          capture_output=True, text=True, env=env, check=False)
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()
-        raise RuntimeError(f"job {job['name']} failed: {tail[-1] if tail else done.returncode}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -278,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
         start = time.perf_counter()
         for job in jobs:
             job = {**common, **job, "data": str(data_path)}
-            row = run_job(job)
+            row = run_job(__file__, job)
             row["model_args"] = job.get("model_args")
             rows.append(row)
             print(f"{row['name']}: inference {row['infer_s']:.2f} s, train step "

@@ -1,0 +1,67 @@
+"""What the speed benchmarks share: machine description, peak memory, median timing, and
+running one job in a fresh subprocess of the calling script (same thread count for every job)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def machine_info(threads: int) -> dict:
+    """CPU model, core counts, torch/python versions, threads, UTC date and load average."""
+    import torch
+
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu_model": cpu,
+        "logical_cpus": os.cpu_count(),
+        "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "threads": threads,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "load_average_1_5_15_start": list(os.getloadavg()),
+    }
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def median_time(fn, warmup: int, repeats: int) -> tuple[float, list[float]]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), times
+
+
+def run_job(script: str | Path, job: dict) -> dict:
+    """Run ``script --worker JOB`` in a fresh subprocess; returns the worker's JSON (its last line)."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(job["threads"]), MKL_NUM_THREADS=str(job["threads"]))
+    done = subprocess.run([sys.executable, str(Path(script).resolve()), "--worker", json.dumps(job)],
+                          capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()
+        raise RuntimeError(f"job {job['name']} failed: {tail[-1] if tail else done.returncode}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+

@@ -1,0 +1,165 @@
+"""Training and inference speed (images/s) and memory of the segmentation networks.
+
+    .venv/bin/python benchmarks/seg_speed.py --threads 1     # ~3-5 min on a loaded 2-core machine
+
+Models: ``unet``, ``mednext`` and ``mmnet`` built by :func:`cinemri.seg.models.build_segmenter`
+with the ``model.args`` of ``configs/seg/<name>.yaml`` (deep supervision on, as trained), untrained
+weights (speed does not depend on them). Input: a batch of ``--batch`` (default 16) random
+single-channel ``--size`` x ``--size`` (default 160) images with random labels 0-3, the batch and
+crop of the unet/mednext configs, the same for every model so images/s compare. MMNet's config
+trains at batch 8 and 128 x 128 (cheaper per step): ``--config-sizes`` adds a row at that size.
+
+Method (as ``recon_speed.py``): every model runs in a fresh Python subprocess with the same
+thread count (torch ``set_num_threads`` and ``OMP_NUM_THREADS``), one after another within one
+run. Inference: eval mode, ``torch.inference_mode``, ``--warmup`` calls then the median of
+``--repeats``. Training step: train mode, forward, the config's combined CE + Dice loss
+(``cinemri.experiments.seg_task.build_loss``) summed over the deep-supervision outputs with
+weights 2^-i as in training, backward, AdamW step (the config's lr and weight decay); one
+warm-up step then the median of ``--train-repeats``. Not included: data loading, augmentation,
+gradient clipping, AMP (CPU runs fp32). images/s = batch / median seconds. Peak memory: the
+increase of ``ru_maxrss`` over its value after imports and model building, read after the
+inference phase and again after the training phase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from _speed import machine_info, median_time, peak_mb, run_job  # benchmarks/ is sys.path[0] as a script
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs" / "seg"
+DEFAULT_OUT = REPO / "benchmarks" / "results" / "seg_speed.json"
+MODELS = ("unet", "mednext", "mmnet")
+
+
+def worker(job: dict) -> dict:
+    """Time one model in this (fresh) process; returns its numbers."""
+    import torch
+
+    from cinemri.experiments.seg_config import load_seg_config
+    from cinemri.experiments.seg_task import build_loss, deep_supervision_weights
+    from cinemri.seg.models import build_segmenter
+
+    torch.set_num_threads(job["threads"])
+    torch.manual_seed(0)
+    cfg = load_seg_config([job["config"]])
+    model = build_segmenter(cfg.model.name, cfg.model.args)
+    criterion = build_loss(cfg.loss)
+    b, size = job["batch"], job["size"]
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randn(b, 1, size, size, generator=gen)  # (B, 1, H, W)
+    labels = torch.randint(0, 4, (b, size, size), generator=gen)  # (B, H, W) int64
+    base = peak_mb()
+    out: dict = {"name": job["name"], "model": cfg.model.name, "model_args": dict(cfg.model.args), "batch": b,
+                 "size": size, "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+                 "load_average_1m": os.getloadavg()[0]}
+    model.eval()
+
+    def infer() -> None:
+        with torch.inference_mode():
+            model(images)
+
+    median, times = median_time(infer, job["warmup"], job["repeats"])
+    out.update(infer_s=median, infer_all_s=times, infer_images_per_s=b / median, infer_peak_mb=peak_mb() - base)
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        outputs = model(images)
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        loss = images.new_zeros(())
+        for i, (weight, logits) in enumerate(zip(deep_supervision_weights(len(outputs)), outputs)):
+            loss = loss + weight * criterion(logits, labels[:, :: 2 ** i, :: 2 ** i])  # labels of output i
+        loss.backward()
+        optimizer.step()
+
+    median, times = median_time(step, 1, job["train_repeats"])
+    out.update(train_s=median, train_all_s=times, train_images_per_s=b / median, train_peak_mb=peak_mb() - base)
+    return out
+
+
+def markdown(rows: list[dict]) -> str:
+    """The results table; "x unet" is images/s relative to the unet row of the same size."""
+    ref = {(r["batch"], r["size"]): r for r in rows if r["name"] == "unet"}
+    lines = ["| model | params | batch x size | train img/s | x unet | infer img/s | x unet | "
+             "peak MB (infer) | peak MB (train) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        u = ref.get((r["batch"], r["size"]))
+        rel_train = f"{r['train_images_per_s'] / u['train_images_per_s']:.2f}" if u else "-"
+        rel_infer = f"{r['infer_images_per_s'] / u['infer_images_per_s']:.2f}" if u else "-"
+        lines.append(f"| {r['name']} | {r['params']:,} | {r['batch']} x {r['size']}² | "
+                     f"{r['train_images_per_s']:.1f} | {rel_train} | {r['infer_images_per_s']:.1f} | {rel_infer} | "
+                     f"{r['infer_peak_mb']:.0f} | {r['train_peak_mb']:.0f} |")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="example: .venv/bin/python benchmarks/seg_speed.py --threads 1")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--batch", type=int, default=16, help="images per batch (default 16)")
+    parser.add_argument("--size", type=int, default=160, help="image height = width (default 160)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed inference calls (default 1)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed inference calls, median (default 3)")
+    parser.add_argument("--train-repeats", type=int, default=3, help="timed training steps, median (default 3)")
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--config-sizes", action="store_true",
+                        help="also time mmnet at its config's batch and crop (8 x 128²)")
+    parser.add_argument("--note", default="", help="free text stored in the JSON (e.g. 'machine loaded')")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON output (default {DEFAULT_OUT})")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if min(args.threads, args.batch, args.size, args.repeats, args.train_repeats) < 1 or args.warmup < 0:
+        parser.error("--threads, --batch, --size, --repeats and --train-repeats must be >= 1, --warmup >= 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return
+
+    from cinemri.analysis.pipeline import write_json
+
+    info = machine_info(args.threads)
+    common = {"threads": args.threads, "warmup": args.warmup, "repeats": args.repeats,
+              "train_repeats": args.train_repeats}
+    jobs = [{"name": m, "config": str(CONFIGS / f"{m}.yaml"), "batch": args.batch, "size": args.size}
+            for m in args.models]
+    if args.config_sizes and "mmnet" in args.models:
+        jobs.append({"name": "mmnet (config 8 x 128²)", "config": str(CONFIGS / "mmnet.yaml"), "batch": 8,
+                     "size": 128})
+    rows = []
+    start = time.perf_counter()
+    for job in jobs:
+        row = run_job(__file__, {**common, **job})
+        rows.append(row)
+        print(f"{row['name']}: train {row['train_images_per_s']:.1f} img/s, inference "
+              f"{row['infer_images_per_s']:.1f} img/s", file=sys.stderr, flush=True)
+    info["load_average_1_5_15_end"] = list(os.getloadavg())
+    info["total_wall_s"] = time.perf_counter() - start
+    table = markdown(rows)
+    print(table)
+    result = {"benchmark": "seg_speed", "command": " ".join([Path(sys.executable).name] + sys.argv),
+              "note": args.note, "machine": info,
+              "setup": {**common, "batch": args.batch, "size": args.size, "input": "random N(0,1) images, labels 0-3",
+                        "train_step": "forward + combined CE+Dice over deep-supervision outputs + backward + AdamW "
+                                      "(no augmentation, clipping or AMP)",
+                        "memory": "ru_maxrss increase in a fresh subprocess after building the model"},
+              "results": rows, "markdown": table}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(result, args.out)
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
