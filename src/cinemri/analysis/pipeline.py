@@ -20,13 +20,13 @@ import math
 import os
 import time
 from dataclasses import dataclass, replace
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from cinemri import __version__
 from cinemri.analysis.reconstruct import Reconstruction, is_undersampled, reconstruct_case, with_image
 from cinemri.analysis.weights import resolve_checkpoint
 from cinemri.case import Case
@@ -66,13 +66,6 @@ class AnalyzeOptions:
     def __post_init__(self) -> None:
         if not self.acceleration >= 1:
             raise ValueError(f"acceleration must be >= 1, got {self.acceleration}")
-
-
-def package_version() -> str:
-    try:
-        return version("cinemri")
-    except PackageNotFoundError:  # running from a source tree without installation
-        return "unknown"
 
 
 def input_kind(case: Case) -> str:
@@ -277,7 +270,7 @@ def analyze(input_path: str | os.PathLike, out_dir: str | os.PathLike, *,
             out / f"{stem}_volumes.png", reference=truth_curves, title=title).name
     results = {
         "schema": SCHEMA,
-        "cinemri_version": package_version(),
+        "cinemri_version": __version__,
         "case": {"name": case.name, "source": str(case.source or input_path), "group": case.group,
                  "shape": list(labels.shape), "spacing_mm": [float(v) for v in case.spacing],
                  "spacing_assumed": bool(case.spacing_assumed), "input": kind},

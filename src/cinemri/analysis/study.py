@@ -32,8 +32,9 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from cinemri import __version__
 from cinemri.analysis.pipeline import (AnalyzeOptions, clinical_summary, compare_with_truth, image_quality,
-                                       package_version, segment, write_json)
+                                       segment, write_json)
 from cinemri.analysis.reconstruct import METHODS, is_undersampled, reconstruct_case, with_image
 from cinemri.analysis.weights import resolve_checkpoint
 from cinemri.case import Case
@@ -260,7 +261,7 @@ def acceleration_study(data_root: str | os.PathLike, out_dir: str | os.PathLike,
               "recon_checkpoint": str(recon_path) if recon_path else None, "seg_checkpoint": str(seg_path)}
     atomic_write(out / "summary.md", lambda tmp: tmp.write_text(markdown_summary(rows, header, options)))
     study_plot(rows, out / "study.png")
-    result = {"schema": SCHEMA, "cinemri_version": package_version(), **header,
+    result = {"schema": SCHEMA, "cinemri_version": __version__, **header,
               "options": asdict(options), "conventions": CONVENTIONS, "rows": rows, "records": records,
               "seconds": time.perf_counter() - start,
               "files": {"csv": "cases.csv", "summary": "summary.md", "json": "study.json", "plot": "study.png"}}
