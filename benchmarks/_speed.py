@@ -3,6 +3,7 @@ running one job in a fresh subprocess of the calling script (same thread count f
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import os
@@ -65,3 +66,16 @@ def run_job(script: str | Path, job: dict) -> dict:
         raise RuntimeError(f"job {job['name']} failed: {tail[-1] if tail else done.returncode}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
+
+
+def timing_parser(doc: str, example: str, train_repeats: int) -> argparse.ArgumentParser:
+    """A parser with the options every speed benchmark shares: threads, warm-up and repeats."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=f"example: {example}")
+    parser.add_argument("--threads", type=int, default=2, help="torch (and BART) threads (default 2)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed calls before timing (default 1)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed inference calls, median (default 3)")
+    parser.add_argument("--train-repeats", type=int, default=train_repeats,
+                        help=f"timed training steps, median; 0 skips (default {train_repeats})")
+    return parser

@@ -38,7 +38,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _speed import machine_info, median_time, peak_mb, run_job  # benchmarks/ is sys.path[0] as a script
+from _speed import machine_info, median_time, peak_mb, run_job, timing_parser  # benchmarks/ is sys.path[0] as a script
 
 REPO = Path(__file__).resolve().parents[1]
 ABLATION_CONFIG = REPO / "configs" / "recon" / "ablation.yaml"
@@ -178,13 +178,7 @@ def markdown(rows: list[dict]) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="example: .venv/bin/python benchmarks/recon_speed.py --quick")
-    parser.add_argument("--threads", type=int, default=2, help="torch and BART threads (default 2)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed calls before timing (default 1)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed inference calls, median (default 3)")
-    parser.add_argument("--train-repeats", type=int, default=2, help="timed training steps, median; 0 skips")
+    parser = timing_parser(__doc__, ".venv/bin/python benchmarks/recon_speed.py --quick", train_repeats=2)
     parser.add_argument("--seed", type=int, default=0, help="phantom case and mask seed (default 0)")
     parser.add_argument("--acceleration", type=float, default=5.0)
     parser.add_argument("--quick", action="store_true", help="main cascade + CS + BART, 1 repeat each")

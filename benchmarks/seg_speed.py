@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from _speed import machine_info, median_time, peak_mb, run_job  # benchmarks/ is sys.path[0] as a script
+from _speed import machine_info, median_time, peak_mb, run_job, timing_parser  # benchmarks/ is sys.path[0] as a script
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs" / "seg"
@@ -101,15 +101,9 @@ def markdown(rows: list[dict]) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="example: .venv/bin/python benchmarks/seg_speed.py --threads 1")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser = timing_parser(__doc__, ".venv/bin/python benchmarks/seg_speed.py --threads 1", train_repeats=3)
     parser.add_argument("--batch", type=int, default=16, help="images per batch (default 16)")
     parser.add_argument("--size", type=int, default=160, help="image height = width (default 160)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed inference calls (default 1)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed inference calls, median (default 3)")
-    parser.add_argument("--train-repeats", type=int, default=3, help="timed training steps, median (default 3)")
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--config-sizes", action="store_true",
                         help="also time mmnet at its config's batch and crop (8 x 128²)")
