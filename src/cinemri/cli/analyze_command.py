@@ -21,7 +21,8 @@ def register(subparsers, formatter) -> None:
                "runs/seg/acdc_unet/best.pt --out runs/analyze/patient001\n"
                "  cinemri analyze cine_sax.mat --out runs/analyze/cmrx  # CMRxRecon, reconstructed as acquired")
     p.add_argument("input", type=Path,
-                   help="cinemri case .h5, CMRxRecon .mat, ACDC patient folder, M&Ms case, or NIfTI image")
+                   help="cinemri case .h5, CMRxRecon .mat, ACDC patient folder, M&Ms case, DICOM cine folder, "
+                        "or NIfTI image")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--recon-checkpoint", type=Path, default=None,
                    help="reconstruction checkpoint (default: the bundled phantom weights)")

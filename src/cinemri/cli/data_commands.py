@@ -37,9 +37,10 @@ def register(subparsers, formatter) -> None:
 
     p = subparsers.add_parser(
         "info", formatter_class=formatter,
-        help="what a reader finds in an input (case .h5, CMRxRecon .mat, ACDC folder, M&Ms case)",
+        help="what a reader finds in an input (case .h5, CMRxRecon .mat, ACDC folder, M&Ms case, DICOM cine folder)",
         epilog="examples:\n  cinemri info data/phantom/phantom_00000.h5\n"
-               "  cinemri info ACDC/training/patient001 --json",
+               "  cinemri info ACDC/training/patient001 --json\n"
+               "  cinemri info sunnybrook/SCD0000101  # DICOM cine series, one file per image",
     )
     p.add_argument("path", type=Path)
     p.add_argument("--json", action="store_true", help="print one JSON object")

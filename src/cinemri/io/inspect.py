@@ -12,9 +12,10 @@ from cinemri.clinical import compute_indices
 from cinemri.io.acdc import is_acdc_folder, read_acdc
 from cinemri.io.case_h5 import is_case_file, read_case
 from cinemri.io.cmrxrecon import _KSPACE_RE, _MASK_RE, load_mat_variables, mask_to_ours, read_cmrxrecon
+from cinemri.io.dicom import is_dicom_file, is_dicom_folder, read_dicom
 from cinemri.io.mnms import mnms_layout, read_mnms
 
-FORMATS = ("cinemri-case", "cmrxrecon", "cmrxrecon-mask", "acdc", "mnms1", "mnms2")
+FORMATS = ("cinemri-case", "cmrxrecon", "cmrxrecon-mask", "acdc", "mnms1", "mnms2", "dicom")
 
 
 def detect_format(path: str | os.PathLike) -> str:
@@ -38,8 +39,10 @@ def detect_format(path: str | os.PathLike) -> str:
     layout = mnms_layout(path) if (path.is_dir() or path.name.endswith((".nii", ".nii.gz"))) else None
     if layout is not None:
         return layout[0]
+    if is_dicom_folder(path) or is_dicom_file(path):
+        return "dicom"
     raise ValueError(f"{path}: unknown format (expected a cinemri .h5 case, a CMRxRecon .mat, "
-                     "an ACDC patient folder or an M&Ms case)")
+                     "an ACDC patient folder, an M&Ms case or a DICOM cine folder)")
 
 
 def read_any(path: str | os.PathLike) -> Case:
@@ -58,6 +61,8 @@ def read_any(path: str | os.PathLike) -> Case:
         raise ValueError(f"{path}: holds only a sampling mask, not a case; read it with read_mask")
     if fmt == "acdc":
         return read_acdc(path if path.is_dir() else path.parent)
+    if fmt == "dicom":
+        return read_dicom(path)
     return read_mnms(path)
 
 
