@@ -120,7 +120,10 @@ def test_clinical_summary_matches_hand_computed_volumes():
     assert idx["lv_ef_pct"] == pytest.approx(100 * (curves[3][ed] - curves[3][es]) / curves[3][ed])
     assert idx["lv_sv_ml"] == pytest.approx(idx["lv_edv_ml"] - idx["lv_esv_ml"])
     assert idx["lv_mass_g"] == pytest.approx(1.05 * curves[2][ed])
-    assert warnings == []
+    # toy discs: millilitre volumes and a 2-pixel ring whose volume follows the cavity (20 % swing)
+    assert sum("physiological range" in w for w in warnings) == 3
+    assert any("myocardial volume varies by 20%" in w for w in warnings)
+    assert len(warnings) == 4
     # the file's ED/ES win and a disagreement is reported
     summary, warnings = clinical_summary(labels, replace(case, ed_frame=3, es_frame=1))
     assert summary["ed_es"]["source"] == "file" and summary["ed_es"]["ed_frame"] == 3
@@ -142,7 +145,8 @@ def test_clinical_summary_flags_and_rejects_nonsense():
     assert any("spacing" in w for w in warnings)
     grows = _disc_labels(radius=(4, 6, 5, 4))  # file says ED=0 but the LV is larger at "ES"
     _, warnings = clinical_summary(grows, replace(case, ed_frame=0, es_frame=1))
-    assert any("ESV exceeds EDV" in w for w in warnings) and any("outside 0-100" in w for w in warnings)
+    assert any("LV end-systolic volume" in w and "exceeds" in w for w in warnings)
+    assert any("outside 0-100" in w for w in warnings)
 
 
 def test_compare_with_truth_perfect_and_shifted():
@@ -261,7 +265,8 @@ def test_bundled_weights_ship_small_and_load_offline():
 def test_analyze_rejects_a_single_frame_before_any_work(tmp_path):
     from cinemri.io import write_case
 
-    one = Case(name="still", spacing=(8.0, 1.5, 1.5), image=np.ones((2, 1, 24, 24), np.complex64))
+    image = np.random.default_rng(0).random((2, 1, 24, 24)).astype(np.complex64)  # a picture, one frame
+    one = Case(name="still", spacing=(8.0, 1.5, 1.5), image=image)
     path = write_case(one, tmp_path / "still.h5")
     with pytest.raises(ValueError, match="still.h5: 1 frame"):
         analyze(path, tmp_path / "out", seg_checkpoint=tmp_path / "never_read.pt")

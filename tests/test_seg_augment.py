@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cinemri.seg.augment import AugmentOptions, augment_batch
+from cinemri.seg.augment import AugmentOptions, augment_batch, heart_crop
 
 H, W = 40, 46
 OFF = AugmentOptions.identity()
@@ -177,6 +177,48 @@ def test_noise_level_relative_to_image_std():
     assert torch.allclose(ratio, torch.full_like(ratio, 0.2), rtol=0.05)
 
 
+def test_blur_matches_scipy_gaussian_filter():
+    from scipy import ndimage
+
+    images = torch.randn(2, 1, 31, 27, generator=torch.Generator().manual_seed(3))
+    labels = torch.zeros(2, 31, 27, dtype=torch.int64)
+    out, out_labels = run(intensity_only(p_blur=1.0, blur_sigma_px=(1.0, 1.0)), batch=(images, labels))
+    expected = ndimage.gaussian_filter(images.double().numpy(), sigma=(0, 0, 1.0, 1.0), mode="nearest", truncate=3.0)
+    assert torch.allclose(out.double(), torch.from_numpy(expected), atol=1e-5)
+    assert torch.equal(out_labels, labels)
+
+
+def test_low_resolution_is_piecewise_smooth_and_keeps_the_mean():
+    images = torch.randn(1, 1, 32, 32, generator=torch.Generator().manual_seed(4))
+    labels = torch.zeros(1, 32, 32, dtype=torch.int64)
+    out, _ = run(intensity_only(p_low_resolution=1.0, low_resolution=(4.0, 4.0)), batch=(images, labels))
+    assert abs(float(out.mean() - images.mean())) < 0.05  # area pooling + bilinear keeps the mean
+    # an 8 x 8 image up-sampled: far less high-frequency energy than the white-noise input
+    roughness = lambda x: float((x[..., 1:] - x[..., :-1]).abs().mean())  # noqa: E731
+    assert roughness(out) < 0.3 * roughness(images)
+
+
+def test_heart_crop_centres_the_labels_and_pads_with_the_minimum():
+    images, labels = phantom_batch(3)  # hearts near (19 + b, 24 - b)
+    gen = torch.Generator().manual_seed(0)
+    out, out_labels = heart_crop(images, labels, (24, 20), 0.0, gen)
+    assert out.shape == (3, 1, 24, 20) and out_labels.shape == (3, 24, 20)
+    for b in range(3):
+        fg = (out_labels[b] > 0).nonzero().double().mean(dim=0)  # centroid (y, x) in the crop
+        assert abs(float(fg[0]) - 11.5) <= 1.0 and abs(float(fg[1]) - 9.5) <= 1.0
+        assert torch.equal(torch.round(out[b, 0] / 10).long(), out_labels[b])  # still aligned
+    # no foreground: centred on the image; a crop larger than the image is padded with the minimum
+    empty = torch.zeros_like(labels)
+    out, out_labels = heart_crop(images, empty, (50, 50), 0.0, gen)
+    assert out.shape == (3, 1, 50, 50) and not out_labels.any()
+    assert torch.allclose(out[:, :, 0, 0], images.amin(dim=(1, 2, 3)).view(3, 1))
+    # jitter moves the crop, at most jitter * size per axis
+    _, shifted = heart_crop(images, labels, (24, 20), 0.25, torch.Generator().manual_seed(1))
+    for b in range(3):
+        fg = (shifted[b] > 0).nonzero().double().mean(dim=0)
+        assert abs(float(fg[0]) - 11.5) <= 0.25 * 24 + 1.5 and abs(float(fg[1]) - 9.5) <= 0.25 * 20 + 1.5
+
+
 def test_everything_on_stays_finite_and_keeps_label_values():
     images, labels = phantom_batch()
     labels[labels == 2] = 0  # values {0, 1, 3}
@@ -194,7 +236,8 @@ def test_everything_on_stays_finite_and_keeps_label_values():
 @pytest.mark.parametrize("changes", [
     {"p_rotation": 1.5}, {"p_noise": -0.1}, {"scale": (1.2, 0.8)}, {"scale": (0.0, 1.0)},
     {"gamma": (-1.0, 1.0)}, {"noise_std": (-0.1, 0.1)}, {"shear_deg": (-90.0, 0.0)}, {"bias_order": 0},
-    {"translation": (0.0, float("nan"))},
+    {"translation": (0.0, float("nan"))}, {"low_resolution": (0.5, 2.0)}, {"blur_sigma_px": (-1.0, 1.0)},
+    {"p_blur": 2.0},
 ])
 def test_options_validated(changes):
     with pytest.raises(ValueError, match="AugmentOptions"):

@@ -32,8 +32,9 @@ from cinemri.analysis.weights import resolve_checkpoint
 from cinemri.case import Case
 from cinemri.clinical import INDEX_KEYS, LV, MYO, RV, compute_indices, detect_ed_es, volume_curves_ml
 from cinemri.experiments.recon import load_reconstructor
-from cinemri.experiments.seg_infer import load_segmenter, predict_case, read_input
+from cinemri.experiments.seg_infer import Segmentation, load_segmenter, read_input, segment_case
 from cinemri.metrics import nmse, psnr, segmentation_scores, ssim
+from cinemri.plausibility import check_confidence, check_enclosure, check_indices, check_myocardium
 from cinemri.report._display import atomic_write
 from cinemri.report.html import SCHEMA_ID as SCHEMA
 
@@ -48,8 +49,9 @@ class AnalyzeOptions:
 
     recon_method: "model" (the cascade), "cs" or "zero_filled"; acceleration/undersample/
     seed/pattern: how a fully sampled input is undersampled first (seeded per case and
-    slice); cs_iters: iterations of the CS baseline; flip_tta/largest_component: test-time
-    options of the segmentation (None: the checkpoint's); device: "cpu" or "cuda".
+    slice); cs_iters: iterations of the CS baseline; flip_tta/postprocess/largest_component:
+    test-time options of the segmentation (None: the checkpoint's ``eval`` section);
+    device: "cpu" or "cuda".
     """
 
     recon_method: str = "model"
@@ -59,7 +61,8 @@ class AnalyzeOptions:
     pattern: str = "vd_random"
     cs_iters: int = 50
     flip_tta: bool | None = None
-    largest_component: bool | None = True
+    postprocess: bool | None = None
+    largest_component: bool | None = None
     device: str = "cpu"
     figures: bool = True
 
@@ -77,13 +80,15 @@ def input_kind(case: Case) -> str:
     return "images"
 
 
-def segment(case: Case, seg_model, seg_cfg, options: AnalyzeOptions) -> tuple[np.ndarray, float]:
-    """(labels (S, T, H, W) uint8 of every frame, seconds) of ``case.image``."""
+def segment(case: Case, seg_model, seg_cfg, options: AnalyzeOptions) -> tuple[Segmentation, float]:
+    """(segmentation of every frame of ``case.image``: labels (S, T, H, W) uint8 and the
+    network's confidence, seconds)."""
     start = time.perf_counter()
     with torch.inference_mode():
-        labels = predict_case(seg_model, case, seg_cfg, flip_tta=options.flip_tta,
-                              largest_component=options.largest_component, device=options.device)
-    return labels, time.perf_counter() - start
+        result = segment_case(seg_model, case, seg_cfg, flip_tta=options.flip_tta,
+                              largest_component=options.largest_component, postprocess=options.postprocess,
+                              device=options.device)
+    return result, time.perf_counter() - start
 
 
 def _file_ed_es(case: Case, t: int) -> tuple[int, int] | None:
@@ -108,11 +113,14 @@ def indices_dict(labels: np.ndarray, spacing, ed: int, es: int) -> dict[str, Any
     return out
 
 
-def clinical_summary(labels: np.ndarray, case: Case) -> tuple[dict[str, Any], list[str]]:
+def clinical_summary(labels: np.ndarray, case: Case, confidence: float = math.nan
+                     ) -> tuple[dict[str, Any], list[str]]:
     """The "ed_es", "indices", "volumes_ml" entries of results.json and warnings.
 
     labels: (S, T, H, W) uint8 of every frame. ED/ES: the file's when it names them, else the
-    frames of largest / smallest LV volume.
+    frames of largest / smallest LV volume. confidence: the segmentation network's mean
+    confidence (NaN: unknown). Warnings: empty structures, the checks of
+    :mod:`cinemri.plausibility`, assumed spacing.
 
     Raises:
         ValueError: fewer than 2 frames (ED and ES cannot both exist), or an LV that is
@@ -138,12 +146,10 @@ def clinical_summary(labels: np.ndarray, case: Case) -> tuple[dict[str, Any], li
         for phase, frame in (("ED", ed), ("ES", es)):
             if not np.any(labels[:, frame] == value):
                 warnings.append(f"{name.upper()} is empty at {phase} (frame {frame}): its indices are not valid")
-    for key in ("lv_ef_pct", "rv_ef_pct"):
-        value = indices[key]
-        if math.isfinite(value) and not 0.0 <= value <= 100.0:
-            warnings.append(f"{key} = {value:.1f} % lies outside 0-100 %: the segmentation is not plausible")
-    if indices["lv_edv_ml"] < indices["lv_esv_ml"]:
-        warnings.append("LV ESV exceeds EDV: ED/ES or the segmentation are wrong")
+    warnings += check_indices(indices)
+    warnings += check_enclosure(labels, {"ED": ed, "ES": es})
+    warnings += check_myocardium(curves[MYO], list(range(t)))
+    warnings += check_confidence(confidence)
     if case.spacing_assumed:
         warnings.append(f"the input carries no voxel spacing; the reader's default {tuple(case.spacing)} mm was "
                         "assumed, so volumes and mass are only as right as that guess")
@@ -249,8 +255,9 @@ def analyze(input_path: str | os.PathLike, out_dir: str | os.PathLike, *,
     seg_path = resolve_checkpoint(seg_checkpoint, "seg")
     seg_model, seg_cfg = load_segmenter(seg_path, options.device)
     image_case = with_image(case, recon.image)
-    labels, seg_seconds = segment(image_case, seg_model, seg_cfg, options)
-    summary, warnings = clinical_summary(labels, case)
+    segmentation, seg_seconds = segment(image_case, seg_model, seg_cfg, options)
+    labels = segmentation.labels
+    summary, warnings = clinical_summary(labels, case, segmentation.confidence)
     ed, es = summary["ed_es"]["ed_frame"], summary["ed_es"]["es_frame"]
     stem = case.name
     files = {"results": "results.json", "report": "report.html"}
@@ -276,7 +283,8 @@ def analyze(input_path: str | os.PathLike, out_dir: str | os.PathLike, *,
                  "spacing_assumed": bool(case.spacing_assumed), "input": kind},
         "reconstruction": {"method": recon.method, "acceleration": recon.acceleration, "seconds": recon.seconds,
                            "checkpoint": str(recon_path) if recon_path is not None else None},
-        "segmentation": {"checkpoint": str(seg_path), "seconds": seg_seconds},
+        "segmentation": {"checkpoint": str(seg_path), "seconds": seg_seconds,
+                         "confidence": segmentation.confidence},
         **summary,
         "frames_segmented": list(range(labels.shape[1])),
         "image_quality": image_quality(recon),

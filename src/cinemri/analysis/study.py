@@ -42,9 +42,9 @@ from cinemri.clinical import INDEX_KEYS
 from cinemri.data import ReconOptions
 from cinemri.experiments.recon import load_reconstructor, split_cases
 from cinemri.experiments.seg_infer import load_segmenter
+from cinemri.files import atomic_write
 from cinemri.io import read_case
 from cinemri.metrics.aggregate import summarize
-from cinemri.report._display import atomic_write
 
 SCHEMA = "cinemri.study.acceleration/1"
 FULLY_SAMPLED = "fully_sampled"
@@ -70,8 +70,8 @@ CONVENTIONS = {
               "100 (predicted - truth) / truth; *_ef_abs_err_pct = |EF error|",
     "dice": "whole stack at ED and at ES per structure, 1 when absent from both; dice_mean = mean of the 6 "
             "(RV/MYO/LV x ED/ES)",
-    "segmentation": "as `cinemri analyze` (AnalyzeOptions defaults): largest connected component per structure, "
-                    "flip TTA as the checkpoint's config",
+    "segmentation": "as `cinemri analyze` (AnalyzeOptions defaults): flip TTA, post-processing and largest "
+                    "connected component as the checkpoint's eval section",
     "summary": "mean ± sample sd over the cases with a finite value: image quality over every reconstructed "
                "case, clinical numbers over the cases that could be measured; failures counted per row",
 }
@@ -201,7 +201,8 @@ def _run_one(case: Case, method: str, acceleration: float, recon, seg_model, seg
             q = quality[result.method]
             record["metrics"].update(psnr_db=q["psnr_db"], ssim=q["ssim"], nmse=q["nmse"])
         stage = "segmentation"
-        labels, seconds = segment(with_image(case, result.image), seg_model, seg_cfg, AnalyzeOptions())
+        segmentation, seconds = segment(with_image(case, result.image), seg_model, seg_cfg, AnalyzeOptions())
+        labels = segmentation.labels
         record["metrics"]["seg_seconds"] = seconds
         stage = "indices"
         metrics, record["warnings"] = score_labels(labels, case)

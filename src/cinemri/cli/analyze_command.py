@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 
@@ -34,7 +35,10 @@ def register(subparsers, formatter) -> None:
     p.add_argument("--no-undersample", action="store_true",
                    help="use a fully sampled input as it is (no undersampling, no reconstruction)")
     p.add_argument("--seed", type=int, default=defaults.seed, help="seed of the undersampling masks")
-    p.add_argument("--flip-tta", action="store_true", help="average the segmentation over image flips")
+    p.add_argument("--flip-tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="average the segmentation over image flips (default: the checkpoint's eval.flip_tta)")
+    p.add_argument("--postprocess", action=argparse.BooleanOptionalAction, default=None,
+                   help="anatomical post-processing of the labels (default: the checkpoint's eval.postprocess)")
     p.add_argument("--device", default=defaults.device, help="cpu or cuda")
     p.add_argument("--no-figures", action="store_true", help="only results.json and the label maps")
     p.set_defaults(run=_run_analyze)
@@ -53,7 +57,7 @@ def _run_analyze(args) -> None:
 
     options = AnalyzeOptions(recon_method=args.recon_method, acceleration=args.acceleration,
                              undersample=not args.no_undersample, seed=args.seed,
-                             flip_tta=True if args.flip_tta else None, device=args.device,
+                             flip_tta=args.flip_tta, postprocess=args.postprocess, device=args.device,
                              figures=not args.no_figures)
     results = analyze(args.input, args.out, recon_checkpoint=args.recon_checkpoint,
                       seg_checkpoint=args.seg_checkpoint, options=options)

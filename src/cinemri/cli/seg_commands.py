@@ -21,6 +21,9 @@ def register(subparsers, formatter) -> None:
                               "--set data.train=[/data/ACDC/training]\n"
                               "  torchrun --nproc-per-node 4 -m cinemri seg train --config configs/seg/unet.yaml")
     add_config_flags(p)
+    p.add_argument("--data", nargs="+", default=None, metavar="PATH",
+                   help="training sources (ACDC root or patient folders, M&Ms cases, case .h5 files or folders); "
+                        "replaces the config's data.train")
     p.add_argument("--resume", type=Path, default=None, help="checkpoint to continue from (e.g. OUT/last.pt)")
     p.set_defaults(run=_run_train)
 
@@ -29,7 +32,8 @@ def register(subparsers, formatter) -> None:
                        epilog="example:\n  cinemri seg eval --checkpoint runs/seg/acdc_unet/best.pt "
                               "--data ../shared/data/acdc/training --split val \\\n"
                               "      --json eval.json --out eval/")
-    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="segmentation checkpoint (default: the bundled segmenter)")
     p.add_argument("--data", nargs="+", default=None, help="ACDC folder(s) or case files (default: the "
                    "checkpoint's own data.train)")
     p.add_argument("--split", choices=("val", "train", "test", "all"), default="val",
@@ -47,7 +51,8 @@ def register(subparsers, formatter) -> None:
                               "  cinemri seg predict ACDC/testing/patient101 --checkpoint best.pt --out pred/\n"
                               "  cinemri seg predict image.nii.gz --checkpoint best.pt --out pred/")
     p.add_argument("input", type=Path, help="ACDC patient folder, M&Ms case, NIfTI image or case .h5")
-    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="segmentation checkpoint (default: the bundled segmenter)")
     p.add_argument("--out", required=True, type=Path)
     _add_test_time_flags(p)
     p.set_defaults(run=_run_predict)
@@ -74,23 +79,36 @@ def _add_test_time_flags(p) -> None:
                    help="average the softmax over H/W flips (default: the checkpoint's eval.flip_tta)")
     p.add_argument("--largest-component", action=argparse.BooleanOptionalAction, default=None,
                    help="keep the largest connected component per structure (default: eval.largest_component)")
+    p.add_argument("--postprocess", action=argparse.BooleanOptionalAction, default=None,
+                   help="anatomical post-processing: LV largest component, MYO touching the LV, RV touching the "
+                        "MYO, LV holes filled (default: the checkpoint's eval.postprocess)")
     p.add_argument("--device", default="cpu", help="torch device")
 
 
 def _run_train(args) -> None:
     from cinemri.experiments.seg_train import train_from_files
 
-    result = train_from_files(args.config, args.overrides, resume=args.resume)
+    overrides = list(args.overrides)
+    if args.data:
+        overrides.append("data.train=" + json.dumps([str(p) for p in args.data]))
+    result = train_from_files(args.config, overrides, resume=args.resume, on_epoch_end=_print_epoch)
     print(f"trained {result.epochs_completed} epochs; best {result.best_metric} at epoch {result.best_epoch}; "
           f"checkpoints: {result.best_checkpoint or result.last_checkpoint}")
+
+
+def _print_epoch(row) -> None:
+    """One line per epoch, flushed, so progress shows in logs and pipes too."""
+    from cinemri.train.progress import format_metrics
+
+    print(format_metrics(row), flush=True)
 
 
 def _run_eval(args) -> None:
     from cinemri.experiments.seg_eval import evaluate
 
     summary = evaluate(args.checkpoint, args.data, split=args.split, out_dir=args.out, json_path=args.json,
-                       flip_tta=args.flip_tta, largest_component=args.largest_component, device=args.device,
-                       max_cases=args.max_cases)
+                       flip_tta=args.flip_tta, largest_component=args.largest_component,
+                       postprocess=args.postprocess, device=args.device, max_cases=args.max_cases)
     for phase in ("ed", "es"):
         scores = summary["phases"][phase]
         print(f"{phase.upper()}: " + "  ".join(f"{k}={scores[k]['mean']:.3f}" for k in
@@ -103,7 +121,8 @@ def _run_predict(args) -> None:
     from cinemri.experiments.seg_predict import predict
 
     for path in predict(args.input, args.checkpoint, args.out, flip_tta=args.flip_tta,
-                        largest_component=args.largest_component, device=args.device):
+                        largest_component=args.largest_component, postprocess=args.postprocess,
+                        device=args.device):
         print(path)
 
 

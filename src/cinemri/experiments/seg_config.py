@@ -54,11 +54,22 @@ class SegLossSection:
 class SegAugmentSection:
     """``enabled``: augment training batches (validation never is); ``options``: see
     :class:`cinemri.seg.augment.AugmentOptions`; ``seed``: base seed of the per-rank generator
-    (rank r draws from seed + 1000 r)."""
+    (rank r draws from seed + 1000 r). ``crop``: (h, w) training crop around the heart
+    (centroid of the labels, shifted by up to ``crop_jitter`` of the crop size per axis;
+    :func:`cinemri.seg.augment.heart_crop`), taken before augmentation, or null for the whole
+    preprocessed image. Smaller crops make a step cheaper; inference always sees whole slices."""
 
     enabled: bool = True
     options: AugmentOptions = field(default_factory=AugmentOptions)
     seed: int = 0
+    crop: tuple[int, int] | None = None
+    crop_jitter: float = 0.15
+
+    def __post_init__(self) -> None:
+        if self.crop is not None and (len(self.crop) != 2 or min(self.crop) < 8):
+            raise ValueError(f"augment.crop must be (h, w) of at least 8 pixels or null, got {self.crop!r}")
+        if not 0.0 <= self.crop_jitter <= 0.5:
+            raise ValueError(f"augment.crop_jitter must lie in [0, 0.5], got {self.crop_jitter!r}")
 
 
 @dataclass(frozen=True)
@@ -111,13 +122,16 @@ class SegDataSection:
 
 @dataclass
 class SegEvalSection:
-    """Test-time options of ``cinemri seg eval/predict``: ``flip_tta`` averages the softmax of
-    the image and its H/W mirrors; ``largest_component`` keeps, per frame, the largest
-    connected component (face connectivity in 3D over the slice stack) of each structure;
-    ``batch_size``: slices per forward pass."""
+    """Test-time options of ``cinemri seg eval/predict`` and ``analyze``: ``flip_tta`` averages
+    the softmax of the image and its H/W mirrors; ``postprocess`` applies the anatomical rules
+    of :mod:`cinemri.seg.postprocess` (LV largest component, MYO touching the LV, RV touching
+    the MYO, LV holes filled); ``largest_component`` (used only without ``postprocess``) keeps,
+    per frame, the largest connected component (face connectivity in 3D over the slice stack)
+    of each structure; ``batch_size``: slices per forward pass."""
 
     flip_tta: bool = False
     largest_component: bool = False
+    postprocess: bool = False
     batch_size: int = 8
 
     def __post_init__(self) -> None:

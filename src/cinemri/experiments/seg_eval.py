@@ -20,6 +20,7 @@ import numpy as np
 
 from cinemri.clinical import INDEX_KEYS, compute_indices
 from cinemri.experiments.seg_data import CaseRef, discover_cases, split_cases
+from cinemri.analysis.weights import resolve_checkpoint
 from cinemri.experiments.seg_infer import load_segmenter, predict_case
 from cinemri.io import read_any
 from cinemri.metrics import MetricTable, segmentation_scores
@@ -67,11 +68,13 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def evaluate(checkpoint: str | os.PathLike, data: list[str] | None = None, *, split: str = "val",
+def evaluate(checkpoint: str | os.PathLike | None, data: list[str] | None = None, *, split: str = "val",
              out_dir: str | os.PathLike | None = None, json_path: str | os.PathLike | None = None,
              flip_tta: bool | None = None, largest_component: bool | None = None,
-             device: str = "cpu", max_cases: int | None = None) -> dict[str, Any]:
-    """Score ``checkpoint`` on the ``split`` of ``data`` (default: the checkpoint's own sources).
+             postprocess: bool | None = None, device: str = "cpu",
+             max_cases: int | None = None) -> dict[str, Any]:
+    """Score ``checkpoint`` (default: the bundled segmenter) on the ``split`` of ``data``
+    (default: the checkpoint's own sources).
 
     split: "val" / "train" (the checkpoint's split rule applied to ``data``), "test" (the
     cases a folder's split.json holds out) or "all".
@@ -82,6 +85,7 @@ def evaluate(checkpoint: str | os.PathLike, data: list[str] | None = None, *, sp
     "clinical": {index: agreement}}.
     Raises ValueError for an unreadable checkpoint or cases without ED/ES labels.
     """
+    checkpoint = resolve_checkpoint(checkpoint, "seg")
     model, cfg = load_segmenter(checkpoint, device)
     refs = _select(cfg, data, split)[:max_cases]
     if not refs:
@@ -97,7 +101,7 @@ def evaluate(checkpoint: str | os.PathLike, data: list[str] | None = None, *, sp
         if missing:
             raise ValueError(f"{ref.path}: frame(s) {missing} (ED/ES) have no ground truth")
         pred = predict_case(model, case, cfg, frames, flip_tta=flip_tta, largest_component=largest_component,
-                            device=device)  # (S, T, H, W)
+                            postprocess=postprocess, device=device)  # (S, T, H, W)
         for phase, t in (("ed", case.ed_frame), ("es", case.es_frame)):
             scores = phase_scores(pred[:, t], case.labels[:, t], case.spacing)
             tables[phase].add(f"{case.name}_{phase}", scores)
@@ -111,6 +115,7 @@ def evaluate(checkpoint: str | os.PathLike, data: list[str] | None = None, *, sp
         "checkpoint": str(checkpoint), "split": split, "cases": [r.name for r in refs],
         "tta": cfg.eval.flip_tta if flip_tta is None else flip_tta,
         "lcc": cfg.eval.largest_component if largest_component is None else largest_component,
+        "postprocess": cfg.eval.postprocess if postprocess is None else postprocess,
         "phases": {phase: {k: {"mean": s.mean, "std": s.std, "median": s.median, "n": s.n, "n_inf": s.n_inf}
                            for k, s in table.summary().items() if not k.startswith("n_")}
                    for phase, table in tables.items()},

@@ -10,7 +10,7 @@ argmax, so outputs keep the input's shape and affine exactly.
 from __future__ import annotations
 
 import os
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ from cinemri.case import Case
 from cinemri.data.seg import SliceGrid
 from cinemri.experiments.seg_config import SegExperiment, experiment_from_dict
 from cinemri.seg.models import build_segmenter
+from cinemri.seg.postprocess import postprocess_frames
 from cinemri.train import check_model, load_checkpoint, load_model_state
 
 
@@ -74,33 +75,58 @@ def largest_components(labels: np.ndarray, structures: tuple[int, ...] = (1, 2, 
 
 def predict_case(model: nn.Module, case: Case, cfg: SegExperiment, frames: list[int] | None = None,
                  *, flip_tta: bool | None = None, largest_component: bool | None = None,
-                 device: str = "cpu") -> np.ndarray:
+                 postprocess: bool | None = None, device: str = "cpu") -> np.ndarray:
     """Label maps of a case on its own grid.
 
     case: needs ``image`` (S, T, H, W) complex64 and ``spacing``; frames: frames to segment
-    (default all); flip_tta / largest_component: default ``cfg.eval``'s.
+    (default all); flip_tta / largest_component / postprocess: default ``cfg.eval``'s.
     returns labels (S, T, H, W) uint8, zero in frames not segmented.
     """
+    return segment_case(model, case, cfg, frames, flip_tta=flip_tta, largest_component=largest_component,
+                        postprocess=postprocess, device=device).labels
+
+
+@dataclass
+class Segmentation:
+    """labels: (S, T, H, W) uint8 (zero in frames not segmented); confidence: mean of the
+    winning class probability over the pixels labelled foreground (before post-processing),
+    NaN when nothing is foreground -- low values mean the input looks unlike the training data."""
+
+    labels: np.ndarray
+    confidence: float
+
+
+def segment_case(model: nn.Module, case: Case, cfg: SegExperiment, frames: list[int] | None = None,
+                 *, flip_tta: bool | None = None, largest_component: bool | None = None,
+                 postprocess: bool | None = None, device: str = "cpu") -> Segmentation:
+    """:func:`predict_case` with the network's mean foreground confidence (:class:`Segmentation`)."""
     if case.image is None:
         raise ValueError(f"case {case.name!r} has no image to segment")
     flip_tta = cfg.eval.flip_tta if flip_tta is None else flip_tta
     largest_component = cfg.eval.largest_component if largest_component is None else largest_component
+    postprocess = cfg.eval.postprocess if postprocess is None else postprocess
     slices, num_frames, height, width = case.image.shape
     frames = list(range(num_frames)) if frames is None else list(frames)
     options = replace(cfg.data.preprocess, size=None)  # whole resampled field of view
     grid = SliceGrid.plan((height, width), case.spacing, options)
     out = np.zeros((slices, num_frames, height, width), np.uint8)
     planes = [(s, t) for t in frames for s in range(slices)]
+    confidence_sum, foreground = 0.0, 0
     for start in range(0, len(planes), cfg.eval.batch_size):
         chunk = planes[start:start + cfg.eval.batch_size]
         images = np.stack([grid.prepare_image(np.abs(case.image[s, t]), options) for s, t in chunk])  # (b, h, w)
         probs = _probabilities(model, torch.from_numpy(images)[:, None].to(device), flip_tta).cpu().numpy()
         for (s, t), p in zip(chunk, probs):
-            out[s, t] = grid.restore_probabilities(p).argmax(axis=0)  # (H, W)
-    if largest_component:
+            restored = grid.restore_probabilities(p)  # (K, H, W)
+            out[s, t] = restored.argmax(axis=0)  # (H, W)
+            winner = restored.max(axis=0)[out[s, t] > 0]  # (N,) probabilities of the labelled pixels
+            confidence_sum, foreground = confidence_sum + float(winner.sum()), foreground + winner.size
+    if postprocess:
+        out = postprocess_frames(out, frames)
+    elif largest_component:
         for t in frames:
             out[:, t] = largest_components(out[:, t])
-    return out
+    return Segmentation(out, confidence_sum / foreground if foreground else float("nan"))
 
 
 def read_input(path: str | os.PathLike) -> Case:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cinemri.analysis.weights import resolve_checkpoint
 from cinemri.experiments.seg_infer import load_segmenter, predict_case, read_input
 from cinemri.io import write_case, write_labels_nifti
 
@@ -25,10 +26,11 @@ def _acdc_frame_files(case_source: str, name: str) -> list[Path]:
                   key=lambda p: int(_FRAME_RE.search(p.name).group(1)))
 
 
-def predict(input_path: str | os.PathLike, checkpoint: str | os.PathLike, out_dir: str | os.PathLike, *,
+def predict(input_path: str | os.PathLike, checkpoint: str | os.PathLike | None, out_dir: str | os.PathLike, *,
             flip_tta: bool | None = None, largest_component: bool | None = None,
-            device: str = "cpu") -> list[Path]:
-    """Segment every frame of ``input_path`` and write the results to ``out_dir``.
+            postprocess: bool | None = None, device: str = "cpu") -> list[Path]:
+    """Segment every frame of ``input_path`` with ``checkpoint`` (default: the bundled
+    segmenter) and write the results to ``out_dir``.
 
     Writes ``<name>_seg.nii.gz`` (uint8 labels, 0 bg 1 RV 2 MYO 3 LV; 3D (X, Y, Z) when the
     input has one frame, else 4D (X, Y, Z, T); the input's affine), for an ACDC folder without
@@ -36,10 +38,10 @@ def predict(input_path: str | os.PathLike, checkpoint: str | os.PathLike, out_di
     ``<name>.h5`` (a cinemri case: the magnitude image, the labels, all frames labelled).
     Returns the paths written.
     """
-    model, cfg = load_segmenter(checkpoint, device)
+    model, cfg = load_segmenter(resolve_checkpoint(checkpoint, "seg"), device)
     case = read_input(input_path)
     labels = predict_case(model, case, cfg, flip_tta=flip_tta, largest_component=largest_component,
-                          device=device)  # (S, T, H, W) uint8
+                          postprocess=postprocess, device=device)  # (S, T, H, W) uint8
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []

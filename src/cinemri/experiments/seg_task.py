@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from cinemri.data.seg import InMemorySegDataset, SegBatch, SegDataset, collate_seg
 from cinemri.experiments.seg_config import SegExperiment, SegLossSection
 from cinemri.experiments.seg_data import CaseRef, split_cases
-from cinemri.seg.augment import augment_batch
+from cinemri.seg.augment import augment_batch, heart_crop
 from cinemri.seg.losses import CombinedLoss, CrossEntropyLoss, SoftDiceLoss
 from cinemri.seg.models import build_segmenter, segmenter_arguments
 from cinemri.seg.schedules import SCHEDULES
@@ -112,6 +112,9 @@ class SegTask:
     def loss(self, batch: SegBatch, model: nn.Module) -> tuple[Tensor, Mapping[str, float | Tensor]]:
         """Augment (if enabled), forward, loss over every deep-supervision output."""
         images, labels = batch.image, batch.labels  # (B, 1, H, W), (B, H, W)
+        if self.cfg.augment.crop is not None:  # (B, 1, h, w), (B, h, w)
+            images, labels = heart_crop(images, labels, self.cfg.augment.crop, self.cfg.augment.crop_jitter,
+                                        self.generator)
         if self.cfg.augment.enabled:
             images, labels = augment_batch(images, labels, self.cfg.augment.options, self.generator)
         outputs = model(images)

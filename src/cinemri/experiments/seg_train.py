@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Mapping, Sequence
 
 from cinemri.experiments.seg_config import SegExperiment, load_seg_config
 from cinemri.experiments.seg_task import SegTask
@@ -12,7 +12,8 @@ from cinemri.train import FitResult, fit
 
 
 def train(cfg: SegExperiment, *, resume: str | os.PathLike | None = None,
-          stop_after_epoch: int | None = None) -> FitResult:
+          stop_after_epoch: int | None = None,
+          on_epoch_end: Callable[[Mapping[str, float]], None] | None = None) -> FitResult:
     """Train ``cfg`` with :func:`cinemri.train.fit`; checkpoints in ``cfg.train.out_dir``
     (best by ``train.monitor``, default ``val_dice_mean``). The split used is written to
     ``out_dir/split.txt`` (one ``role name`` line per case)."""
@@ -21,10 +22,12 @@ def train(cfg: SegExperiment, *, resume: str | os.PathLike | None = None,
     out.mkdir(parents=True, exist_ok=True)
     lines = [f"train {r.name}" for r in task.train_refs] + [f"val {r.name}" for r in task.val_refs]
     (out / "split.txt").write_text("\n".join(lines) + "\n")
-    return fit(task, cfg, resume=resume, stop_after_epoch=stop_after_epoch)
+    return fit(task, cfg, resume=resume, stop_after_epoch=stop_after_epoch, on_epoch_end=on_epoch_end)
 
 
 def train_from_files(files: Sequence[str], overrides: Sequence[str] = (), *,
-                     resume: str | os.PathLike | None = None) -> FitResult:
-    """:func:`train` of the experiment described by YAML ``files`` and ``overrides``."""
-    return train(load_seg_config(files, overrides), resume=resume)
+                     resume: str | os.PathLike | None = None,
+                     on_epoch_end: Callable[[Mapping[str, float]], None] | None = None) -> FitResult:
+    """:func:`train` of the experiment described by YAML ``files`` and ``overrides``
+    (``on_epoch_end`` gets each epoch's metrics row)."""
+    return train(load_seg_config(files, overrides), resume=resume, on_epoch_end=on_epoch_end)

@@ -11,8 +11,9 @@ turning one transform off does not change the others' draws. Order of applicatio
    mixed). Area brought in from outside the image is filled with each image's minimum (the
    background level after any normalisation) and with label 0.
 2. flips: horizontal (along W) and vertical (along H), exact.
-3. intensity, on images only, per image with ``lo, hi, mean, std`` its own statistics:
-   gamma ``lo + (hi - lo) ((x - lo) / (hi - lo))^gamma``; smooth multiplicative bias field
+3. intensity, on images only: first resolution (Gaussian blur of ``sigma`` pixels; simulated
+   low acquisition resolution: area down-sampling by a factor, bilinear back up), then, per
+   image with ``lo, hi, mean, std`` its own statistics: gamma ``lo + (hi - lo) ((x - lo) / (hi - lo))^gamma``; smooth multiplicative bias field
    ``lo + (x - lo) exp(a P(y, x))`` with P a random polynomial of degree ``bias_order`` scaled
    to max |P| = 1 (so the field lies in [exp(-a), exp(a)]); brightness ``lo + (x - lo) b``;
    contrast ``mean + (x - mean) c``; additive Gaussian noise of standard deviation
@@ -21,7 +22,7 @@ turning one transform off does not change the others' draws. Order of applicatio
 
 Defaults follow nnU-Net's 2D recipe (rotation +-180 deg, scale 0.7-1.4 with p 0.2, mirroring
 p 0.5 per axis, gamma 0.7-1.5 p 0.3, brightness/contrast 0.75-1.25 p 0.15, noise p 0.1) plus
-small translation/shear and a bias field. Rotation covers the full circle because short-axis
+small translation/shear, a bias field, blur (p 0.1) and low resolution (p 0.15). Rotation covers the full circle because short-axis
 orientation differs between scanners and datasets (ACDC vs M&Ms exports).
 """
 
@@ -60,6 +61,10 @@ class AugmentOptions:
     contrast: tuple[float, float] = (0.75, 1.25)
     p_noise: float = 0.1
     noise_std: tuple[float, float] = (0.0, 0.1)  # relative to each image's standard deviation
+    p_blur: float = 0.1
+    blur_sigma_px: tuple[float, float] = (0.5, 1.2)  # Gaussian blur, standard deviation in pixels
+    p_low_resolution: float = 0.15
+    low_resolution: tuple[float, float] = (1.0, 2.0)  # down-sampling factor, then bilinear back up
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -75,7 +80,9 @@ class AugmentOptions:
         for name, (low, _) in positive.items():
             if low <= 0:
                 raise ValueError(f"AugmentOptions.{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("noise_std", "bias_log_amplitude"):
+        if self.low_resolution[0] < 1.0:
+            raise ValueError(f"AugmentOptions.low_resolution must be >= 1, got {self.low_resolution!r}")
+        for name in ("noise_std", "bias_log_amplitude", "blur_sigma_px"):
             if getattr(self, name)[0] < 0:
                 raise ValueError(f"AugmentOptions.{name} must be >= 0, got {getattr(self, name)!r}")
         if abs(self.shear_deg[0]) >= 90 or abs(self.shear_deg[1]) >= 90:
@@ -196,7 +203,10 @@ def _intensity(images: Tensor, options: AugmentOptions, draws: _Draws) -> Tensor
                              draws.uniform(*options.contrast).view(column))
     noise_on, sigma = draws.chance(options.p_noise).view(column), draws.uniform(*options.noise_std).view(column)
     noise = draws.normal(1, height, width)  # (B, 1, H, W)
+    blur_on, blur_sigma = draws.chance(options.p_blur), draws.uniform(*options.blur_sigma_px)  # (B,), (B,)
+    coarse_on, coarse = draws.chance(options.p_low_resolution), draws.uniform(*options.low_resolution)  # (B,)
 
+    images = _resolution(images, blur_on, blur_sigma, coarse_on, coarse)
     low = images.amin(dim=(1, 2, 3), keepdim=True)  # (B, 1, 1, 1)
     span = images.amax(dim=(1, 2, 3), keepdim=True) - low  # (B, 1, 1, 1)
     unit = ((images - low) / span.clamp_min(torch.finfo(images.dtype).tiny)).clamp(0.0, 1.0)  # (B, 1, H, W)
@@ -207,6 +217,78 @@ def _intensity(images: Tensor, options: AugmentOptions, draws: _Draws) -> Tensor
     images = torch.where(contrast_on, mean + (images - mean) * contrast, images)
     std = images.std(dim=(1, 2, 3), keepdim=True) if height * width > 1 else torch.zeros_like(mean)
     return torch.where(noise_on, images + sigma * std * noise, images)
+
+
+def _gaussian_blur(image: Tensor, sigma: float) -> Tensor:
+    """image: (1, 1, H, W) -> (1, 1, H, W), separable Gaussian of ``sigma`` pixels, edges replicated."""
+    radius = max(1, math.ceil(3.0 * sigma))
+    offsets = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)  # (2r+1,)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    padded = F.pad(image, (radius, radius, radius, radius), mode="replicate")  # (1, 1, H+2r, W+2r)
+    out = F.conv2d(padded, kernel.view(1, 1, 1, -1))  # (1, 1, H+2r, W)
+    return F.conv2d(out, kernel.view(1, 1, -1, 1))  # (1, 1, H, W)
+
+
+def _resolution(images: Tensor, blur_on: Tensor, sigma: Tensor, coarse_on: Tensor, factor: Tensor) -> Tensor:
+    """Blur and simulated low acquisition resolution of the chosen images (others untouched).
+
+    images: (B, 1, H, W); blur_on, coarse_on: (B,) bool; sigma (pixels), factor (>= 1): (B,)
+    Low resolution: area down-sampling by ``factor`` then bilinear up-sampling to (H, W).
+    """
+    chosen = torch.nonzero(blur_on | coarse_on).squeeze(-1).tolist()
+    if not chosen:
+        return images
+    images = images.clone()
+    height, width = images.shape[-2:]
+    for b in chosen:  # a few images per batch; sizes differ per image
+        image = images[b:b + 1]  # (1, 1, H, W)
+        if bool(blur_on[b]):
+            image = _gaussian_blur(image, float(sigma[b]))
+        if bool(coarse_on[b]):
+            small = (max(1, round(height / float(factor[b]))), max(1, round(width / float(factor[b]))))
+            image = F.interpolate(F.adaptive_avg_pool2d(image, small), size=(height, width), mode="bilinear",
+                                  align_corners=False)
+        images[b:b + 1] = image
+    return images
+
+
+def heart_crop(images: Tensor, labels: Tensor, size: tuple[int, int], jitter: float,
+               generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Crop every sample to ``size`` around its heart, with a random shift.
+
+    images: (B, 1, H, W) float; labels: (B, H, W) int64; size: (h, w); jitter: the largest
+    shift of the crop centre, as a fraction of (h, w), drawn uniformly per sample and axis.
+    The centre is the centroid of the foreground labels (the image centre when a sample has
+    none). Area outside the image is filled with the image's minimum and label 0.
+    returns images (B, 1, h, w), labels (B, h, w).
+    """
+    _check_batch(images, labels)
+    batch, _, height, width = images.shape
+    crop_h, crop_w = (int(v) for v in size)
+    shifts = (torch.rand((batch, 2), generator=generator) * 2.0 - 1.0) * jitter  # (B, 2) in [-jitter, jitter]
+    fg = labels > 0  # (B, H, W)
+    count = fg.sum(dim=(1, 2)).clamp_min(1)  # (B,)
+    rows = torch.arange(height, device=labels.device).view(1, -1, 1)
+    cols = torch.arange(width, device=labels.device).view(1, 1, -1)
+    centre_y = torch.where(fg.any(dim=(1, 2)), (fg * rows).sum(dim=(1, 2)) / count, torch.full_like(count, height // 2,
+                           dtype=torch.float32))  # (B,)
+    centre_x = torch.where(fg.any(dim=(1, 2)), (fg * cols).sum(dim=(1, 2)) / count, torch.full_like(count, width // 2,
+                           dtype=torch.float32))  # (B,)
+    pad_y, pad_x = crop_h, crop_w  # enough that any crop centred inside the image fits
+    fill = images.amin(dim=(1, 2, 3))  # (B,)
+    out_images = images.new_empty((batch, 1, crop_h, crop_w))
+    out_labels = labels.new_zeros((batch, crop_h, crop_w))
+    for b in range(batch):
+        cy = float(centre_y[b]) + float(shifts[b, 0]) * crop_h
+        cx = float(centre_x[b]) + float(shifts[b, 1]) * crop_w
+        top = min(max(round(cy - crop_h / 2), -pad_y), height + pad_y - crop_h)
+        left = min(max(round(cx - crop_w / 2), -pad_x), width + pad_x - crop_w)
+        padded = F.pad(images[b] - fill[b], (pad_x, pad_x, pad_y, pad_y)) + fill[b]  # (1, H+2py, W+2px)
+        out_images[b] = padded[:, top + pad_y: top + pad_y + crop_h, left + pad_x: left + pad_x + crop_w]
+        padded_labels = F.pad(labels[b], (pad_x, pad_x, pad_y, pad_y))  # (H+2py, W+2px)
+        out_labels[b] = padded_labels[top + pad_y: top + pad_y + crop_h, left + pad_x: left + pad_x + crop_w]
+    return out_images, out_labels
 
 
 def augment_batch(images: Tensor, labels: Tensor, options: AugmentOptions,
@@ -230,7 +312,8 @@ def augment_batch(images: Tensor, labels: Tensor, options: AugmentOptions,
     draws = _Draws(images.shape[0], generator, images.device, images.dtype)
     images, labels = _spatial(images, labels, options, draws)
     images, labels = _flips(images, labels, options, draws)
-    intensity = (options.p_gamma, options.p_bias, options.p_brightness, options.p_contrast, options.p_noise)
+    intensity = (options.p_gamma, options.p_bias, options.p_brightness, options.p_contrast, options.p_noise,
+                 options.p_blur, options.p_low_resolution)
     if any(p > 0 for p in intensity):
         images = _intensity(images, options, draws)
     return images, labels
