@@ -6,6 +6,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# Plausible voxel spacing of a cardiac cine in mm, (low, high) inclusive: readers refuse
+# spacing outside these (see cinemri.io.validate), and the phantom never draws it.
+IN_PLANE_SPACING_MM = (0.3, 20.0)
+SLICE_SPACING_MM = (0.5, 30.0)
+
 
 @dataclass
 class Case:

@@ -28,8 +28,8 @@ from matplotlib.figure import Figure
 
 from cinemri.experiments.recon import ReconTask, load_recon_config
 from cinemri.experiments.recon_eval import EvalOptions, evaluate
+from cinemri.files import atomic_write, atomic_write_text
 from cinemri.recon import build_denoiser
-from cinemri.report._display import atomic_write
 from cinemri.train import fit
 
 FIXED_KEYS = ("train.epochs", "train.max_steps_per_epoch", "train.batch_size", "train.out_dir")
@@ -92,19 +92,19 @@ def ablate(files: str | os.PathLike | Sequence[str | os.PathLike], out_dir: str 
         scores = evaluate(last, cfg.data.root, out_dir=run_dir / "eval", options=options)
         if with_baselines:
             baselines = {k: v for k, v in scores["methods"].items() if k != "model"}
-            baselines_path.write_text(json.dumps(baselines, indent=2) + "\n")
+            atomic_write_text(baselines_path, json.dumps(baselines, indent=2) + "\n")
         model = scores["methods"]["model"]
         rows[name] = {"overrides": list(variant), "params": model["params"],
                       "train_seconds": _train_seconds(run_dir / cfg.train.metrics_name),
                       "seconds_per_slice": model["seconds_per_slice"], "summary": model["summary"],
                       "cases": len(scores["cases"])}
-        done.write_text(json.dumps(rows[name], indent=2) + "\n")
+        atomic_write_text(done, json.dumps(rows[name], indent=2) + "\n")
     baselines = json.loads(baselines_path.read_text()) if baselines_path.is_file() else {}
     table = out / "ablation.md"
-    table.write_text(markdown_table(rows, baselines, config))
+    atomic_write_text(table, markdown_table(rows, baselines, config))
     plot = ablation_plot(rows, baselines, out / "ablation.png")
     result = {"variants": rows, "baselines": baselines, "table": str(table), "plot": str(plot)}
-    (out / "ablation.json").write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_text(out / "ablation.json", json.dumps(result, indent=2) + "\n")
     return result
 
 

@@ -25,6 +25,7 @@ import torch
 from cinemri.case import Case
 from cinemri.data import ReconSample, center_crop_or_pad, collate_recon
 from cinemri.experiments.recon import SliceSubset, load_reconstructor, make_dataset, parameter_count, split_cases
+from cinemri.files import atomic_write_text
 from cinemri.io import read_any, read_cmrxrecon, write_case
 from cinemri.metrics import MetricTable, nmse, psnr, ssim
 from cinemri.physics import estimate_coil_maps, sense_adjoint
@@ -202,10 +203,7 @@ def _figures(figure_data, out: Path, acceleration: float) -> tuple[str, str]:
 
 
 def _write_json(result: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(result, indent=2, allow_nan=True) + "\n")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(result, indent=2, allow_nan=True) + "\n")
 
 
 # ----------------------------------------------------------------------------- predict

@@ -16,15 +16,28 @@ import numpy as np
 
 from cinemri.case import Case
 from cinemri.io.nifti import read_label_volume, read_volume
+from cinemri.io.validate import check_case
 
 _FRAME_RE = re.compile(r"^(?P<pid>patient\d+)_frame(?P<num>\d+)\.nii(\.gz)?$")
 
 
 def read_info_cfg(path: str | os.PathLike) -> dict[str, str]:
-    """Parse an ACDC ``Info.cfg`` into {key: value} strings. ValueError naming the file on bad lines."""
+    """Parse an ACDC ``Info.cfg`` into {key: value} strings.
+
+    Raises ValueError naming the file when it cannot be read, is not UTF-8 text, or has a
+    line that is not ``key: value``.
+    """
     path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not a text file (byte {err.start} is not UTF-8)") from err
+    except OSError as err:
+        raise ValueError(f"{path}: unreadable ({err.strerror or err})") from err
+    if "\x00" in text:
+        raise ValueError(f"{path}: not a text file (holds NUL bytes)")
     info: dict[str, str] = {}
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         if ":" not in line:
@@ -50,7 +63,8 @@ def read_acdc(folder: str | os.PathLike) -> Case:
     image is complex64 (the magnitude, zero imaginary part). spacing (dz, dy, dx) mm and
     the affine come from the NIfTI header. labelled_frames lists frames with a _gt file.
     Raises ValueError naming the folder or file for a missing Info.cfg/ED/ES, missing
-    frame files, mismatched shapes, NaN/Inf or label values outside {0, 1, 2, 3}.
+    frame files, mismatched shapes, label values outside {0, 1, 2, 3}, implausible spacing
+    or an unusable image (NaN/Inf, blank, constant; see :mod:`cinemri.io.validate`).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -86,15 +100,15 @@ def read_acdc(folder: str | os.PathLike) -> Case:
     subset = four_d is None  # only the frames with files were loaded
     try:
         nb_frames = int(float(info["NbFrame"])) if info.get("NbFrame", "").strip() else None
-    except ValueError as err:
+    except (ValueError, OverflowError) as err:  # int(float("inf")) overflows
         raise ValueError(f"{cfg}: NbFrame must be a number, got {info['NbFrame']!r}") from err
-    return Case(
+    return check_case(Case(
         name=pid, spacing=spacing, image=image.astype(np.complex64), labels=labels,
         ed_frame=numbers.index(ed_number), es_frame=numbers.index(es_number),
         group=info.get("Group"), labelled_frames=labelled, source=str(folder), affine=affine,
         source_frames=tuple(n - 1 for n in numbers) if subset else (),
         source_num_frames=nb_frames,
-    )
+    ), content=False)  # the images were checked file by file in read_volume
 
 
 def _read_labels(folder: Path, pid: str, numbers: list[int], shape: tuple[int, ...]

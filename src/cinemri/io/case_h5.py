@@ -17,15 +17,17 @@ noise_std, indices (JSON object), spacing_assumed, source.
 
 from __future__ import annotations
 
+import io
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from cinemri.case import Case
+from cinemri.files import atomic_write_bytes
+from cinemri.io.validate import check_case
 
 FORMAT_NAME = "cinemri-case"
 FORMAT_VERSION = 1
@@ -53,42 +55,38 @@ def _chunks(shape: tuple[int, ...]) -> tuple[int, ...] | None:
 def write_case(case: Case, path: str | os.PathLike) -> Path:
     """Write ``case`` to ``path`` in the cinemri HDF5 case format, atomically.
 
-    The file is written to a temporary file in the same folder and moved into place with
-    ``os.replace``, so a reader never sees a half-written case. Arrays are stored with
-    gzip (level 4) + shuffle, lossless; complex64 natively (h5py compound r/i).
+    The file is built in memory and written with :func:`cinemri.files.atomic_write` (a
+    temporary file beside ``path``, moved into place; a symlink at ``path`` is replaced, not
+    followed; permissions follow the umask), so a reader never sees a half-written case and
+    a full disk is a plain OSError naming ``path``: the HDF5 library itself never meets the
+    failing write (it cannot recover from one). Arrays are stored with gzip (level 4) +
+    shuffle, lossless; complex64 natively (h5py compound r/i).
 
     case: a :class:`~cinemri.case.Case`; arrays as documented there.
     Returns the path written.
-    Raises ValueError if the case's arrays have the wrong shape or dtype.
+    Raises ValueError if the case's arrays have the wrong shape or dtype; OSError naming
+    ``path`` when it cannot be written.
     """
     path = Path(path)
     arrays = _validated_arrays(case, str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp_name, "w") as f:
-            f.attrs["format"] = FORMAT_NAME
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["name"] = case.name
-            f.attrs["spacing_mm"] = np.asarray(case.spacing, dtype=np.float64)
-            f.attrs["ed_frame"] = -1 if case.ed_frame is None else int(case.ed_frame)
-            f.attrs["es_frame"] = -1 if case.es_frame is None else int(case.es_frame)
-            f.attrs["group"] = case.group or ""
-            f.attrs["labelled_frames"] = np.asarray(case.labelled_frames, dtype=np.int64)
-            f.attrs["noise_std"] = float(case.noise_std)
-            f.attrs["indices"] = json.dumps({k: float(v) for k, v in case.indices.items()})
-            f.attrs["spacing_assumed"] = bool(case.spacing_assumed)
-            f.attrs["source"] = case.source
-            for key, arr in arrays.items():
-                compress = dict(compression="gzip", compression_opts=4, shuffle=True) if arr.ndim >= 2 else {}
-                f.create_dataset(key, data=arr, chunks=_chunks(arr.shape), **compress)
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.remove(tmp_name)
-        raise
-    return path
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
+        f.attrs["format"] = FORMAT_NAME
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["name"] = case.name
+        f.attrs["spacing_mm"] = np.asarray(case.spacing, dtype=np.float64)
+        f.attrs["ed_frame"] = -1 if case.ed_frame is None else int(case.ed_frame)
+        f.attrs["es_frame"] = -1 if case.es_frame is None else int(case.es_frame)
+        f.attrs["group"] = case.group or ""
+        f.attrs["labelled_frames"] = np.asarray(case.labelled_frames, dtype=np.int64)
+        f.attrs["noise_std"] = float(case.noise_std)
+        f.attrs["indices"] = json.dumps({k: float(v) for k, v in case.indices.items()})
+        f.attrs["spacing_assumed"] = bool(case.spacing_assumed)
+        f.attrs["source"] = case.source
+        for key, arr in arrays.items():
+            compress = dict(compression="gzip", compression_opts=4, shuffle=True) if arr.ndim >= 2 else {}
+            f.create_dataset(key, data=arr, chunks=_chunks(arr.shape), **compress)
+    return atomic_write_bytes(path, buffer.getbuffer())
 
 
 def _validated_arrays(case: Case, where: str) -> dict[str, np.ndarray]:
@@ -128,8 +126,9 @@ def read_case(path: str | os.PathLike, slice_index: int | None = None) -> Case:
     Returns a :class:`~cinemri.case.Case` with the arrays of the file (dtypes as stored:
     complex64, uint8, bool, float64).
     Raises ValueError naming the file for: unreadable/truncated file, wrong format name or
-    version, a missing attribute, a dataset of wrong ndim/dtype/shape, NaN/Inf values, or
-    labels outside {0, 1, 2, 3}.
+    version, a missing attribute, a dataset of wrong ndim/dtype/shape, NaN/Inf values,
+    labels outside {0, 1, 2, 3}, implausible spacing or an unusable image / k-space (blank,
+    constant, no contrast; see :mod:`cinemri.io.validate`).
     """
     path = Path(path)
     if not path.is_file():
@@ -137,8 +136,8 @@ def read_case(path: str | os.PathLike, slice_index: int | None = None) -> Case:
     try:
         with h5py.File(path, "r") as f:
             return _read_open(f, path, slice_index)
-    except OSError as err:  # truncated or corrupt HDF5: h5py raises OSError on open or read
-        raise ValueError(f"{path}: not a readable HDF5 case file ({err})") from err
+    except _H5_ERRORS as err:  # truncated or corrupt HDF5
+        raise ValueError(f"{path}: not a readable HDF5 case file ({_one_line(err)})") from err
 
 
 def _read_open(f: h5py.File, path: Path, slice_index: int | None) -> Case:
@@ -146,16 +145,19 @@ def _read_open(f: h5py.File, path: Path, slice_index: int | None) -> Case:
     for key in _REQUIRED_ATTRS:
         if key not in attrs:
             raise ValueError(f"{path}: missing attribute {key!r}")
-    if _as_str(attrs["format"]) != FORMAT_NAME:
+    if _attr(attrs, "format", _as_str, path, "text") != FORMAT_NAME:
         raise ValueError(f"{path}: format attribute is {_as_str(attrs['format'])!r}, expected {FORMAT_NAME!r}")
-    if int(attrs["format_version"]) > FORMAT_VERSION:
-        raise ValueError(f"{path}: format_version {int(attrs['format_version'])} is newer than "
-                         f"this reader ({FORMAT_VERSION})")
+    version = _attr(attrs, "format_version", _as_int, path, "an integer")
+    if version > FORMAT_VERSION:
+        raise ValueError(f"{path}: format_version {version} is newer than this reader ({FORMAT_VERSION})")
     arrays: dict[str, np.ndarray] = {}
     for key in f:
         if key not in _DATASETS:
             continue
-        ds = f[key]
+        ds = f.get(key)  # None for a dangling link
+        if not isinstance(ds, h5py.Dataset):
+            kind = "a dangling link" if ds is None else type(ds).__name__
+            raise ValueError(f"{path}: {key!r} must be a dataset, got {kind}")
         ndim, dtype = _DATASETS[key]
         if ds.ndim != ndim or ds.dtype != dtype:
             raise ValueError(f"{path}: dataset {key!r} must be {ndim}-D {np.dtype(dtype).name}, "
@@ -176,25 +178,28 @@ def _read_open(f: h5py.File, path: Path, slice_index: int | None) -> Case:
         bad = np.setdiff1d(np.unique(arrays["labels"]), [0, 1, 2, 3])
         if bad.size:
             raise ValueError(f"{path}: labels hold values {bad.tolist()} outside {{0, 1, 2, 3}}")
-    spacing = np.asarray(attrs["spacing_mm"], dtype=np.float64).ravel()
+    spacing = _attr(attrs, "spacing_mm", lambda v: np.asarray(v, dtype=np.float64).ravel(), path, "three numbers")
     if spacing.size != 3 or not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
         raise ValueError(f"{path}: spacing_mm must be three positive mm values, got {spacing.tolist()}")
     try:
         indices = {str(k): float(v) for k, v in json.loads(_as_str(attrs["indices"])).items()}
     except (json.JSONDecodeError, AttributeError, TypeError, ValueError) as err:
         raise ValueError(f"{path}: attribute 'indices' is not a JSON object of numbers ({err})") from err
-    ed, es = int(attrs["ed_frame"]), int(attrs["es_frame"])
-    return Case(
-        name=_as_str(attrs["name"]),
+    ed, es = (_attr(attrs, key, _as_int, path, "an integer") for key in ("ed_frame", "es_frame"))
+    return check_case(Case(
+        name=_attr(attrs, "name", _as_str, path, "text"),
         spacing=tuple(float(s) for s in spacing),  # type: ignore[arg-type]
         image=arrays.get("image"), labels=arrays.get("labels"), coil_maps=arrays.get("coil_maps"),
         kspace=arrays.get("kspace"), mask=arrays.get("mask"), affine=arrays.get("affine"),
         ed_frame=None if ed < 0 else ed, es_frame=None if es < 0 else es,
-        group=_as_str(attrs["group"]) or None,
-        labelled_frames=tuple(int(i) for i in np.asarray(attrs["labelled_frames"]).ravel()),
-        noise_std=float(attrs["noise_std"]), indices=indices,
-        source=str(path), spacing_assumed=bool(attrs.get("spacing_assumed", False)),
-    )
+        group=_attr(attrs, "group", _as_str, path, "text") or None,
+        labelled_frames=_attr(attrs, "labelled_frames", lambda v: tuple(_as_int(i) for i in np.asarray(v).ravel()),
+                              path, "integers"),
+        noise_std=_attr(attrs, "noise_std", lambda v: float(np.asarray(v, dtype=np.float64).item()), path,
+                        "a number"), indices=indices,
+        source=str(path), spacing_assumed="spacing_assumed" in attrs and _attr(
+            attrs, "spacing_assumed", lambda v: bool(np.asarray(v).item()), path, "true or false"),
+    ))
 
 
 def case_header(path: str | os.PathLike) -> dict:
@@ -211,8 +216,8 @@ def case_header(path: str | os.PathLike) -> dict:
             return {"name": _as_str(f.attrs.get("name", path.stem)),
                     "shapes": {key: tuple(f[key].shape) for key in f if key in _DATASETS},
                     "labelled_frames": tuple(int(i) for i in np.asarray(f.attrs.get("labelled_frames", [])).ravel())}
-    except OSError as err:
-        raise ValueError(f"{path}: not a readable HDF5 case file ({err})") from err
+    except (*_H5_ERRORS, TypeError) as err:
+        raise ValueError(f"{path}: not a readable HDF5 case file ({_one_line(err)})") from err
 
 
 def is_case_file(path: str | os.PathLike) -> bool:
@@ -220,9 +225,35 @@ def is_case_file(path: str | os.PathLike) -> bool:
     try:
         with h5py.File(path, "r") as f:
             return _as_str(f.attrs.get("format", "")) == FORMAT_NAME
-    except OSError:
+    except (*_H5_ERRORS, TypeError, ValueError):  # unreadable or corrupt: not a case file
         return False
+
+
+# h5py reports a truncated or corrupt file as any of these, depending on where it breaks
+_H5_ERRORS = (OSError, RuntimeError, KeyError)
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())
 
 
 def _as_str(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _as_int(value) -> int:
+    """An integer attribute (a Python or NumPy scalar, or a 1-element array); TypeError/ValueError otherwise."""
+    number = np.asarray(value).item()
+    if isinstance(number, (bytes, str)) or int(number) != number:
+        raise ValueError(f"not an integer: {number!r}")
+    return int(number)
+
+
+def _attr(attrs: dict, key: str, convert, path: Path, what: str):
+    """``convert(attrs[key])``, or ValueError naming the file, the attribute and its value."""
+    try:
+        return convert(attrs[key])
+    except (TypeError, ValueError, OverflowError, AttributeError) as err:
+        shown = repr(attrs[key])
+        raise ValueError(f"{path}: attribute {key!r} must be {what}, got "
+                         f"{shown if len(shown) <= 80 else shown[:77] + '...'}") from err

@@ -23,6 +23,7 @@ import numpy as np
 import scipy.io
 
 from cinemri.case import Case
+from cinemri.io.validate import check_case
 
 DEFAULT_SPACING_MM = (8.0, 1.5, 1.5)  # (dz, dy, dx), CMRxRecon cine protocol
 _KSPACE_RE = re.compile(r"^kspace(_single)?_(full|sub\d+)$")
@@ -42,14 +43,15 @@ def load_mat_variables(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if h5py.is_hdf5(path):
         try:
             with h5py.File(path, "r") as f:
-                return {key: _from_hdf5(f[key][()]) for key in f
-                        if isinstance(f[key], h5py.Dataset) and not key.startswith("#")}
-        except OSError as err:
-            raise ValueError(f"{path}: unreadable MATLAB v7.3 file ({err})") from err
+                datasets = {key: f.get(key) for key in f if not key.startswith("#")}  # None: a dangling link
+                return {key: _from_hdf5(ds[()]) for key, ds in datasets.items() if isinstance(ds, h5py.Dataset)}
+        except (OSError, RuntimeError, KeyError, TypeError, ValueError) as err:  # h5py's ways to fail
+            raise ValueError(f"{path}: unreadable MATLAB v7.3 file ({' '.join(str(err).split())})") from err
     try:
         raw = scipy.io.loadmat(path)
-    except (ValueError, OSError, TypeError, NotImplementedError, scipy.io.matlab.MatReadError) as err:
-        raise ValueError(f"{path}: not a MATLAB v5 or v7.3 file ({err})") from err
+    except Exception as err:  # noqa: BLE001 -- scipy fails on damaged files with many types (IndexError, ...)
+        raise ValueError(f"{path}: not a MATLAB v5 or v7.3 file ({type(err).__name__}: "
+                         f"{' '.join(str(err).split())})") from err
     return {k: v for k, v in raw.items() if not k.startswith("__") and isinstance(v, np.ndarray)}
 
 
@@ -61,7 +63,9 @@ def _from_hdf5(arr: np.ndarray) -> np.ndarray:
 
 
 def _kspace_to_ours(k: np.ndarray, where: str, name: str) -> np.ndarray:
-    """MATLAB-order k-space -> (S, C, T, H, W) complex64."""
+    """MATLAB-order k-space -> (S, C, T, H, W) complex64; ValueError for non-numeric data or bad dims."""
+    if k.dtype.kind not in "iufc":
+        raise ValueError(f"{where}: {name} is not numeric k-space (dtype {k.dtype})")
     if k.ndim == 2:  # (kx, ky)
         out = k[None, None, None]
     elif k.ndim == 4:  # (kx, ky, S, T): single-coil
@@ -71,7 +75,10 @@ def _kspace_to_ours(k: np.ndarray, where: str, name: str) -> np.ndarray:
     else:
         raise ValueError(f"{where}: {name} has {k.ndim} dims {k.shape}; expected (kx, ky), "
                          "(kx, ky, slices, frames) or (kx, ky, coils, slices, frames)")
-    out = np.ascontiguousarray(out, dtype=np.complex64)
+    try:
+        out = np.ascontiguousarray(out, dtype=np.complex64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{where}: {name} is not numeric k-space (dtype {k.dtype})") from err
     if not np.isfinite(out).all():
         raise ValueError(f"{where}: {name} contains NaN or Inf")
     return out
@@ -145,7 +152,8 @@ def read_cmrxrecon(path: str | os.PathLike, mask_path: str | os.PathLike | None 
     Returns Case with kspace (S, C, T, H=kx, W=ky) complex64; mask (T, W) bool for
     undersampled k-space (taken from the file, else mask_path, else the nonzero ky lines),
     None for fully sampled. spacing = DEFAULT_SPACING_MM with spacing_assumed=True.
-    Raises ValueError naming the file for missing variables, bad dims or NaN/Inf.
+    Raises ValueError naming the file for missing variables, bad dims, NaN/Inf or k-space
+    that holds no picture (all zero, a frame without samples; see :mod:`cinemri.io.validate`).
     """
     path = Path(path)
     variables = load_mat_variables(path)
@@ -166,9 +174,9 @@ def read_cmrxrecon(path: str | os.PathLike, mask_path: str | os.PathLike | None 
     if name in subs:
         mask = _find_mask(variables, name, path, mask_path, kspace)
         kspace = kspace * mask[None, None, :, None, :]  # zeros where not sampled, as documented
-    return Case(name=path.stem if path.stem not in ("cine_sax", "cine_lax") else f"{path.parent.name}_{path.stem}",
-                spacing=DEFAULT_SPACING_MM, kspace=kspace, mask=mask, source=str(path),
-                spacing_assumed=True)
+    return check_case(Case(
+        name=path.stem if path.stem not in ("cine_sax", "cine_lax") else f"{path.parent.name}_{path.stem}",
+        spacing=DEFAULT_SPACING_MM, kspace=kspace, mask=mask, source=str(path), spacing_assumed=True))
 
 
 def _find_mask(variables: dict[str, np.ndarray], name: str, path: Path,

@@ -20,6 +20,7 @@ import numpy as np
 
 from cinemri.case import Case
 from cinemri.io.nifti import read_label_volume, read_volume
+from cinemri.io.validate import check_case
 
 MNMS_TO_ACDC = (0, 3, 2, 1)  # file value -> ACDC label (the map is its own inverse)
 _SA_RE = re.compile(r"^(?P<id>.+)_sa\.nii(\.gz)?$")
@@ -51,7 +52,8 @@ def read_mnms(path: str | os.PathLike, info_csv: str | os.PathLike | None = None
     ACDC order at the labelled frames (others zero), spacing (dz, dy, dx) mm and affine
     from the header.
     Raises ValueError naming the path for an unrecognised layout, missing files,
-    mismatched grids, NaN/Inf or label values outside {0, 1, 2, 3}.
+    mismatched grids, label values outside {0, 1, 2, 3}, implausible spacing or an unusable
+    image (NaN/Inf, blank, constant; see :mod:`cinemri.io.validate`).
     """
     layout = mnms_layout(path)
     if layout is None:
@@ -80,8 +82,9 @@ def _read_mnms1(folder: Path, case_id: str, info_csv) -> Case:
     if ed is None and len(labelled) == 2:
         lv = [(labels[:, t] == 3).sum() for t in labelled]
         ed, es = (labelled[0], labelled[1]) if lv[0] >= lv[1] else (labelled[1], labelled[0])
-    return Case(name=case_id, spacing=spacing, image=image.astype(np.complex64), labels=labels,
+    case = Case(name=case_id, spacing=spacing, image=image.astype(np.complex64), labels=labels,
                 ed_frame=ed, es_frame=es, labelled_frames=labelled, source=str(folder), affine=affine)
+    return check_case(case, content=False)  # the image was checked in read_volume
 
 
 def _ed_es_from_csv(info_csv, case_id: str, num_frames: int) -> tuple[int, int]:
@@ -123,6 +126,7 @@ def _read_mnms2(folder: Path, case_id: str) -> Case:
         else:
             gt = np.zeros(image.shape, dtype=np.uint8)
         labels.append(gt)
-    return Case(name=case_id, spacing=spacing, image=np.concatenate(images, axis=1).astype(np.complex64),
+    case = Case(name=case_id, spacing=spacing, image=np.concatenate(images, axis=1).astype(np.complex64),
                 labels=np.concatenate(labels, axis=1) if labelled else None, ed_frame=0, es_frame=1,
                 labelled_frames=tuple(labelled), source=str(folder), affine=affine)
+    return check_case(case, content=False)  # the images were checked file by file in read_volume

@@ -9,13 +9,19 @@ is exact. The affine is kept as is (its voxel axes are (H, W, S)); spacing is
 
 from __future__ import annotations
 
+import contextlib
+import gzip
+import logging
 import os
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from nibabel.openers import ImageOpener
 
 from cinemri.case import Case
+from cinemri.files import atomic_write_bytes
+from cinemri.io.validate import check_image, check_spacing
 
 LABEL_VALUES = (0, 1, 2, 3)
 
@@ -26,9 +32,10 @@ def load_nifti(path: str | os.PathLike) -> nib.Nifti1Image:
     if not path.is_file():
         raise ValueError(f"{path}: no such NIfTI file")
     try:
-        img = nib.load(str(path))
+        with _quiet_nibabel():
+            img = nib.load(str(path))
     except Exception as err:  # nibabel raises several types (ImageFileError, OSError, EOFError)
-        raise ValueError(f"{path}: unreadable NIfTI file ({type(err).__name__}: {err})") from err
+        raise ValueError(f"{path}: unreadable NIfTI file ({type(err).__name__}: {_one_line(err)})") from err
     if img.ndim not in (3, 4):
         raise ValueError(f"{path}: expected a 3D (X, Y, Z) or 4D (X, Y, Z, T) volume, got shape {img.shape}")
     return img
@@ -38,16 +45,25 @@ def read_volume(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, tuple[
     """Image volume as our axes.
 
     Returns (volume (S, T, H, W) float32 with T = 1 for a 3D file, affine (4, 4) float64,
-    spacing (dz, dy, dx) mm). Raises ValueError naming the file on NaN/Inf or bad spacing.
+    spacing (dz, dy, dx) mm); a complex-valued file gives its magnitude.
+    Raises ValueError naming the file for bad spacing (zero,
+    negative, non-finite or implausible, read from the header as stored: nibabel would
+    silently replace a zero by 1 mm) or an unusable image (NaN/Inf, blank, constant, no
+    contrast; see :mod:`cinemri.io.validate`).
     """
+    stored = _stored_spacing(path)  # before nibabel's header fix-up (and its log line) happens
     img = load_nifti(path)
+    spacing = stored if stored is not None else spacing_of(img, path)
     try:
-        data = np.asarray(img.get_fdata(dtype=np.float32))
+        if img.get_data_dtype().kind == "c":  # a complex-valued cine: its magnitude
+            data = np.abs(np.asarray(img.dataobj)).astype(np.float32)
+        else:
+            data = np.asarray(img.get_fdata(dtype=np.float32))
     except Exception as err:  # truncated gzip streams surface here
-        raise ValueError(f"{path}: unreadable NIfTI data ({type(err).__name__}: {err})") from err
-    if not np.isfinite(data).all():
-        raise ValueError(f"{path}: image contains NaN or Inf")
-    return to_ours(data), np.asarray(img.affine, dtype=np.float64), spacing_of(img, path)
+        raise ValueError(f"{path}: unreadable NIfTI data ({type(err).__name__}: {_one_line(err)})") from err
+    volume = to_ours(data)  # (S, T, H, W)
+    check_image(volume, str(path))
+    return volume, np.asarray(img.affine, dtype=np.float64), spacing
 
 
 def read_label_volume(path: str | os.PathLike, remap: tuple[int, int, int, int] = LABEL_VALUES
@@ -62,7 +78,7 @@ def read_label_volume(path: str | os.PathLike, remap: tuple[int, int, int, int] 
     try:
         raw = np.asarray(img.dataobj)
     except Exception as err:
-        raise ValueError(f"{path}: unreadable NIfTI data ({type(err).__name__}: {err})") from err
+        raise ValueError(f"{path}: unreadable NIfTI data ({type(err).__name__}: {_one_line(err)})") from err
     if raw.dtype.kind == "f":
         if not np.isfinite(raw).all() or not np.all(raw == np.round(raw)):
             raise ValueError(f"{path}: label values are not integers")
@@ -75,13 +91,56 @@ def read_label_volume(path: str | os.PathLike, remap: tuple[int, int, int, int] 
 
 
 def spacing_of(img: nib.Nifti1Image, path) -> tuple[float, float, float]:
-    """(dz, dy, dx) = (pixdim Z, pixdim X, pixdim Y) in mm from the header."""
+    """(dz, dy, dx) = (pixdim Z, pixdim X, pixdim Y) in mm from a loaded header.
+
+    Raises ValueError naming ``path`` for spacing that :func:`cinemri.io.validate.check_spacing`
+    refuses. Prefer :func:`_stored_spacing` for files: nibabel has already replaced a zero
+    pixdim by 1 and a negative one by its absolute value in ``img.header``.
+    """
     zooms = img.header.get_zooms()
     dx_file, dy_file, dz_file = (float(z) for z in zooms[:3])
-    spacing = (dz_file, dx_file, dy_file)
-    if not all(np.isfinite(s) and s > 0 for s in spacing):
-        raise ValueError(f"{path}: header pixdim gives spacing {spacing}, expected positive mm")
-    return spacing
+    return check_spacing((dz_file, dx_file, dy_file), f"{path}: header pixdim")
+
+
+def _stored_spacing(path: str | os.PathLike) -> tuple[float, float, float] | None:
+    """(dz, dy, dx) from the pixdim stored in the file, checked; None when the header cannot be
+    parsed here (:func:`load_nifti` then reports the file as unreadable).
+
+    Raises ValueError naming the file for spacing that is zero, negative, non-finite or
+    implausible (see :mod:`cinemri.io.validate`).
+    """
+    try:
+        with ImageOpener(str(path)) as handle:
+            head = handle.read(4)
+            handle.seek(0)
+            sizes = {int.from_bytes(head, order) for order in ("little", "big")} if len(head) == 4 else set()
+            header_class = nib.Nifti1Header if 348 in sizes else nib.Nifti2Header if 540 in sizes else None
+            if header_class is None:
+                return None
+            header = header_class.from_fileobj(handle, check=False)
+            pixdim = np.asarray(header["pixdim"], dtype=np.float64)
+            unit = header.get_xyzt_units()[0]
+    except Exception:  # any parse failure: leave the verdict to nibabel's own loader
+        return None
+    where = f"{path}: header pixdim" + ("" if unit in ("mm", "unknown") else f" (unit {unit})")
+    return check_spacing((pixdim[3], pixdim[1], pixdim[2]), where)
+
+
+@contextlib.contextmanager
+def _quiet_nibabel():
+    """Silence nibabel's header fix-up log lines ("setting 0 dims to 1", ...) while loading:
+    a library prints nothing, and what matters (spacing) is checked here from the stored header."""
+    logger = nib.imageglobals.logger
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())
 
 
 def to_ours(data: np.ndarray) -> np.ndarray:
@@ -107,8 +166,14 @@ def write_labels_nifti(labels: np.ndarray, path: str | os.PathLike, reference: C
     reference: the Case the labels belong to; its ``affine`` is kept exactly (else a
         diagonal affine from its spacing; without a reference, the identity).
     remap: remap[v] is the file value of ACDC label v (M&Ms: (0, 3, 2, 1)).
-    Returns the path written. Raises ValueError naming the argument on bad shape/values.
+    The file is written atomically (:func:`cinemri.files.atomic_write`: never half-written, a
+    symlink at ``path`` replaced rather than followed, permissions from the umask).
+    Returns the path written. Raises ValueError naming the argument on bad shape/values or a
+    name not ending in .nii/.nii.gz; OSError naming ``path`` when it cannot be written.
     """
+    path = Path(path)
+    if not path.name.endswith((".nii", ".nii.gz")):
+        raise ValueError(f"{path}: a label map is written as .nii or .nii.gz, got another file name")
     labels = np.asarray(labels)
     if labels.ndim not in (3, 4):
         raise ValueError(f"labels must be (S, T, H, W) or (S, H, W), got shape {labels.shape}")
@@ -125,10 +190,10 @@ def write_labels_nifti(labels: np.ndarray, path: str | os.PathLike, reference: C
         dz, dy, dx = reference.spacing
         zooms = (dy, dx, dz) + ((1.0,) if out.ndim == 4 else ())
         img.header.set_zooms(zooms)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(img, str(path))
-    return path
+    data = img.to_bytes()  # a single-file .nii image
+    if path.name.endswith(".nii.gz"):
+        data = gzip.compress(data, compresslevel=6, mtime=0)  # mtime 0: the same labels give the same file
+    return atomic_write_bytes(path, data)
 
 
 def _reference_affine(reference: Case | None) -> np.ndarray:

@@ -7,12 +7,13 @@ import io
 import math
 import numbers
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from cinemri.files import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ class MetricTable:
         writer.writerow(["case", *self._metrics])
         for case, row in self._rows.items():
             writer.writerow([case, *(repr(row[m]) if m in row else "" for m in self._metrics)])
-        _atomic_write_text(path, buffer.getvalue())
+        atomic_write_text(path, buffer.getvalue())
 
     @classmethod
     def read_csv(cls, path: str | os.PathLike) -> MetricTable:
@@ -163,18 +164,3 @@ class MetricTable:
             lines.append(f"| {name} | {fmt(s.mean)} ± {fmt(s.std)} | {fmt(s.median)} | "
                          f"{s.n} | {s.n_inf} | {s.n_nan} |")
         return "\n".join(lines) + "\n"
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write text to path via a temporary file in the same folder and os.replace."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise

@@ -6,17 +6,15 @@ coil-combine k-space with :mod:`cinemri.physics`.
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from cinemri.case import Case
 from cinemri.clinical import LV, MYO, RV
+from cinemri.files import atomic_write  # noqa: F401  (the report modules' writer, re-exported)
 from cinemri.physics import ifft2c, rss
 
 
@@ -163,27 +161,6 @@ def choose_frames(case: Case, frames: Sequence[int] | None) -> tuple[list[int], 
     if t == 1:
         return [0], ["t=0"], "ED/ES not given: single frame"
     return [0, t // 2], [f"t={0}", f"t={t // 2}"], "ED/ES not given: first and middle frame"
-
-
-def atomic_write(out_path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary file beside ``out_path``, then rename it into place.
-
-    A reader never sees a half-written file, and no temporary file is left on failure.
-    The parent folder is created if needed.
-    """
-    out_path = Path(out_path)
-    if out_path.is_dir():
-        raise ValueError(f"out_path {str(out_path)!r} is a folder; give a file name")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    # a fresh hidden name beside the target; the writer creates it with the usual permissions
-    tmp = out_path.with_name(f".{out_path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, out_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return out_path
 
 
 def heart_box(case: Case, frames: Sequence[int], margin_mm: float = 20.0) -> tuple[int, int, int, int] | None:

@@ -16,9 +16,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from cinemri.case import Case
 from cinemri.clinical import LV, MYO, RV
+from cinemri.files import atomic_write
 from cinemri.report._display import (
     STYLE,
-    atomic_write,
     check_case,
     choose_frames,
     labelled_frames,

@@ -19,10 +19,10 @@ from matplotlib.ticker import MaxNLocator
 
 from cinemri.case import Case
 from cinemri.clinical import LV, MYO, RV
+from cinemri.files import atomic_write
 from cinemri.report._display import (
     LABEL_NAMES,
     STYLE,
-    atomic_write,
     check_case,
     choose_frames,
     heart_box,

@@ -16,7 +16,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 
-from cinemri.report._display import STYLE, atomic_write
+from cinemri.files import atomic_write
+from cinemri.report._display import STYLE
 
 _DPI = 120
 _PANEL_IN = 2.0

@@ -20,9 +20,7 @@ metrics             the epoch's logged metrics (name -> float)
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -31,6 +29,7 @@ import torch
 from torch import nn
 
 import cinemri
+from cinemri.files import atomic_write
 from cinemri.train.config import to_plain
 
 FORMAT = "cinemri-checkpoint"
@@ -41,21 +40,15 @@ REQUIRED_KEYS = ("format", "format_version", "cinemri_version", "model_name", "m
 
 
 def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> None:
-    """Write ``state`` to ``path`` atomically: a temporary file in the same directory is
-    written, flushed to disk and renamed over ``path``. A crash mid-write leaves any older
-    ``path`` intact and removes the temporary file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
+    """Write ``state`` to ``path`` atomically with :func:`cinemri.files.atomic_write`: a
+    temporary file in the same directory is written, flushed to disk and renamed over
+    ``path`` (a symlink there is replaced, not followed; permissions follow the umask). A
+    crash mid-write leaves any older ``path`` intact and removes the temporary file."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
             torch.save(dict(state), handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -362,4 +362,6 @@ def to_plain(value: Any) -> Any:
 
 def dump_config(config: Any, path: str | Path) -> None:
     """Write the config as YAML to ``path`` (loadable with :func:`load_config`)."""
-    Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    from cinemri.files import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))

@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from tqdm import tqdm
+
+from cinemri.files import atomic_write_text
 
 
 def progress_bar(iterable: Iterable, total: int, desc: str, enabled: bool) -> tqdm:
@@ -67,10 +68,7 @@ class MetricsLog:
         writer = csv.DictWriter(buffer, fieldnames=self.columns)
         writer.writeheader()
         writer.writerows(self.rows)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(buffer.getvalue())
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, buffer.getvalue())
 
     def close(self) -> None:
         if self._writer is not None:
