@@ -71,3 +71,89 @@ def test_phantom_show_info_round_trip(tmp_path, capsys):
     assert main(["show", str(case_file), "--out", str(tmp_path / "fig")]) == 0
     written = capsys.readouterr().out.split()
     assert any(p.endswith(".png") for p in written) and any(p.endswith(".gif") for p in written)
+
+
+def _parsers(parser=None, path=("cinemri",)):
+    """(command path, parser) of the top level and every subcommand, walked from the parser itself."""
+    import argparse
+
+    parser = parser or build_parser()
+    yield " ".join(path), parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, (*path, name))
+
+
+def test_help_shows_each_default_once_and_every_option_has_help():
+    import argparse
+    import re
+
+    for command, parser in _parsers():
+        text = parser.format_help()
+        flat = re.sub(r"\s+", " ", text)
+        assert "(default: None)" not in flat, command
+        assert not re.search(r"\(default:[^()]*(\([^()]*\)[^()]*)*\)\s*\(default:", flat), command
+        for action in parser._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._VersionAction, argparse._SubParsersAction)):
+                continue
+            assert (action.help or "").strip(), f"{command} {action.option_strings or action.dest} has no help"
+            if action.required:
+                assert "(default" not in parser._get_formatter()._get_help_string(action), (command, action.dest)
+
+
+def test_help_examples_run_outside_this_repository():
+    import re
+
+    from cinemri.phantom.dataset import case_seeds
+
+    real_names = {f"phantom_{seed:05d}" for seed in case_seeds(0, 200)}
+    for command, parser in _parsers():
+        epilog = parser.epilog or ""
+        for bad in ("../shared", "shared/data", "src/cinemri", "docs/figures"):
+            assert bad not in epilog, (command, bad)
+        for name in re.findall(r"phantom_\d+", epilog):
+            assert name in real_names, (command, name)  # a file `cinemri phantom --seed 0` really writes
+
+
+def test_phantom_range_options_take_one_or_two_values(tmp_path):
+    from cinemri.io import read_any
+
+    small = ["--cases", "1", "--height", "48", "--width", "40", "--frames", "4", "--slices", "3", "--coils", "1",
+             "--supersample", "1"]
+    assert main(["phantom", "--out", str(tmp_path / "a"), *small, "--fov-mm", "320", "--slice-distance-mm", "9"]) == 0
+    case = read_any(next((tmp_path / "a").glob("phantom_*.h5")))
+    assert case.spacing == pytest.approx((9.0, 320 / 48, 320 / 48))
+    assert main(["phantom", "--out", str(tmp_path / "b"), *small, "--fov-mm", "300", "310",
+                 "--slice-distance-mm", "6", "7"]) == 0
+    dz, dy, _ = read_any(next((tmp_path / "b").glob("phantom_*.h5"))).spacing
+    assert 6 <= dz <= 7 and 300 / 48 <= dy <= 310 / 48
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--height", "100000"], "height"), (["--fov-mm", "1", "2", "3"], "fov_mm"), (["--coils", "1000"], "coils"),
+    (["--fov-mm", "100", "--height", "512"], "0.3"), (["--cases", "10000000"], "num_cases"),
+])
+def test_phantom_bad_sizes_are_one_line_before_any_work(tmp_path, flags, words):
+    result = _run("phantom", "--out", str(tmp_path / "out"), *flags)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cinemri: error:") and words in lines[0]
+
+
+def test_phantom_write_error_is_one_line_not_a_crash(tmp_path):
+    """A full disk (here: a file-size limit, the same failing write) ends in one line, rc 2, nothing left."""
+    import resource
+
+    def limit_file_size():  # runs in the child: writes past 64 kB fail with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "cinemri.cli", "phantom", "--out", str(out), "--cases", "1",
+                             "--height", "48", "--width", "48", "--frames", "4", "--slices", "3", "--coils", "2",
+                             "--supersample", "1"], capture_output=True, text=True, preexec_fn=limit_file_size)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot write" in lines[0] and "phantom_" in lines[0]
+    assert list(out.iterdir()) == []  # no half-written case, no temporary file

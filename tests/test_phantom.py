@@ -207,6 +207,18 @@ def test_bad_options_raise_valueerror():
         PhantomOptions(height=8)
 
 
+def test_range_options_take_one_value_and_sizes_are_bounded():
+    assert PhantomOptions(fov_mm=320).fov_mm == (320.0, 320.0)
+    assert PhantomOptions(slice_distance_mm=[9]).slice_distance_mm == (9.0, 9.0)
+    assert PhantomOptions(fov_mm=np.float32(300.0), slice_distance_mm=(6, 7)).fov_mm == (300.0, 300.0)
+    for bad in (dict(height=100000), dict(width=4096), dict(frames=1000), dict(coils=500), dict(supersample=50),
+                dict(fov_mm=(1.0, 2.0, 3.0)), dict(fov_mm="wide"), dict(slice_distance_mm=float("nan")),
+                dict(fov_mm=100.0, height=512),  # 0.2 mm pixels: finer than a reader accepts
+                dict(height=512, width=512, frames=100), dict(height=512, supersample=8)):
+        with pytest.raises(ValueError, match="PhantomOptions"):
+            PhantomOptions(**bad)
+
+
 def test_split_is_stratified_and_seeded():
     names = [f"c{i:03d}" for i in range(100)]
     groups = [GROUPS[i % 5] for i in range(100)]

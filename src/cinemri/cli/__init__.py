@@ -17,7 +17,19 @@ _COMMAND_MODULES = (data_commands, demo_command, recon_commands, seg_commands, a
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keeps the examples in epilogs as written and shows defaults."""
+    """Keeps the examples in epilogs as written and shows each real default once.
+
+    No "(default: ...)" is added to a required option, to one whose default is None or False
+    (its help says what happens when it is not given), or to help that already names its
+    default.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if action.required or "(default" in text or any(default is v for v in (None, False, argparse.SUPPRESS)):
+            return text
+        return super()._get_help_string(action)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,8 +17,9 @@ def register(subparsers, formatter) -> None:
                     "input (a phantom case) is first undersampled at --acceleration with a seeded mask, so the "
                     "reconstruction is really tested. Without checkpoint options the bundled phantom weights "
                     "are used.",
-        epilog="examples:\n  cinemri analyze data/phantom/phantom_123.h5 --out runs/analyze/phantom_123\n"
-               "  cinemri analyze ../shared/data/acdc/training/patient001 --seg-checkpoint "
+        epilog="examples:\n  cinemri analyze data/phantom/phantom_1484405855.h5 --out runs/analyze/phantom  "
+               "# a case of `cinemri phantom --out data/phantom --seed 0`\n"
+               "  cinemri analyze ACDC/training/patient001 --seg-checkpoint "
                "runs/seg/acdc_unet/best.pt --out runs/analyze/patient001\n"
                "  cinemri analyze cine_sax.mat --out runs/analyze/cmrx  # CMRxRecon, reconstructed as acquired")
     p.add_argument("input", type=Path,
@@ -46,7 +47,8 @@ def register(subparsers, formatter) -> None:
     p = subparsers.add_parser(
         "export-weights", formatter_class=formatter,
         help="copy a training checkpoint without its optimizer state (small, for sharing or bundling)",
-        epilog="example:\n  cinemri export-weights runs/seg/phantom_unet/best.pt src/cinemri/weights/seg_phantom.pt")
+        epilog="examples:\n  cinemri export-weights runs/seg/phantom_unet/best.pt seg_weights.pt\n"
+               "  cinemri analyze case.h5 --seg-checkpoint seg_weights.pt --out runs/analyze/case")
     p.add_argument("checkpoint", type=Path, help="checkpoint written by `cinemri recon|seg train`")
     p.add_argument("out", type=Path, help="output .pt file")
     p.set_defaults(run=_run_export)

@@ -9,28 +9,46 @@ from cinemri.cli.options import add_dataclass_flags, collect_dataclass_flags
 
 
 def register(subparsers, formatter) -> None:
-    from cinemri.phantom import PhantomOptions
+    from cinemri.phantom import GROUPS, PhantomOptions
+    from cinemri.phantom.dataset import MAX_CASES, MAX_WORKERS
 
     p = subparsers.add_parser(
         "phantom", formatter_class=formatter,
         help="generate digital cardiac cine phantom cases (HDF5) and a train/val/test split",
-        description="Generate phantom cases: one HDF5 file per case plus split.json.",
-        epilog="example:\n  cinemri phantom --out data/phantom --cases 100 --seed 0 --workers 2",
+        description="Generate phantom cases: one HDF5 file per case, phantom_<case seed>.h5 (case i of the set "
+                    "gets its own seed, derived from --seed), plus split.json. Every file is written atomically.",
+        epilog="examples:\n  cinemri phantom --out data/phantom --cases 100 --seed 0 --workers 2\n"
+               "  cinemri phantom --out data/small --cases 5 --height 96 --width 96 --fov-mm 320 "
+               "--slice-distance-mm 8 10\n"
+               "  ls data/phantom  # phantom_1484405855.h5 ... (the names of --seed 0) and split.json",
     )
-    p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--cases", type=int, default=10, help="number of cases")
+    p.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
+    p.add_argument("--cases", type=int, default=10, help=f"number of cases, 1 to {MAX_CASES}")
     p.add_argument("--seed", type=int, default=0, help="seed of the whole set (case i gets its own seed)")
-    p.add_argument("--workers", type=int, default=1, help="processes generating in parallel")
-    add_dataclass_flags(p, PhantomOptions)
+    p.add_argument("--workers", type=int, default=1, help=f"processes generating in parallel, 1 to {MAX_WORKERS}")
+    add_dataclass_flags(p, PhantomOptions, helps={
+        "height": "image rows H (readout), 32 to 512",
+        "width": "image columns W (phase encode), 32 to 512",
+        "frames": "cardiac phases T over one R-R interval, 4 to 100",
+        "slices": "short-axis slices S, 3 to 20 (default: drawn per case, 8 to 10)",
+        "coils": "receive coils C, 1 to 32",
+        "group": "diagnostic group, one of " + " ".join(GROUPS) + " (default: cycled over all five)",
+        "snr": "blood SNR of the fully sampled image (default: drawn per case, 60 to 120)",
+        "supersample": "render geometry this many times finer and average down (partial volume), 1 to 8",
+        "fov_mm": "field of view along H in mm, 100 to 600: one value, or LOW HIGH to draw per case",
+        "slice_distance_mm": "slice-to-slice distance in mm, 2 to 20: one value, or LOW HIGH to draw per case",
+    })
     p.set_defaults(run=_run_phantom)
 
     p = subparsers.add_parser(
         "show", formatter_class=formatter,
         help="write a slice x ED/ES montage with contours and a cine GIF of a case",
-        epilog="example:\n  cinemri show data/phantom/phantom_00000.h5 --out figures/",
+        epilog="examples:\n  cinemri show data/phantom/phantom_1484405855.h5 --out figures/  "
+               "# a case of `cinemri phantom --out data/phantom --seed 0`\n"
+               "  cinemri show ACDC/training/patient001 --out figures/ --crop-to-heart",
     )
     p.add_argument("case", type=Path, help="a case file or folder in any supported format (see `cinemri info`)")
-    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--out", required=True, type=Path, help="output folder for the montage PNG and the cine GIF")
     p.add_argument("--crop-to-heart", action="store_true",
                    help="crop the montage to the labelled heart (+20 mm), for full field-of-view data")
     p.set_defaults(run=_run_show)
@@ -38,11 +56,12 @@ def register(subparsers, formatter) -> None:
     p = subparsers.add_parser(
         "info", formatter_class=formatter,
         help="what a reader finds in an input (case .h5, CMRxRecon .mat, ACDC folder, M&Ms case, DICOM cine folder)",
-        epilog="examples:\n  cinemri info data/phantom/phantom_00000.h5\n"
+        epilog="examples:\n  cinemri info data/phantom/phantom_1484405855.h5  "
+               "# a case of `cinemri phantom --out data/phantom --seed 0`\n"
                "  cinemri info ACDC/training/patient001 --json\n"
                "  cinemri info sunnybrook/SCD0000101  # DICOM cine series, one file per image",
     )
-    p.add_argument("path", type=Path)
+    p.add_argument("path", type=Path, help="a case file or folder in any supported format")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=_run_info)
 

@@ -38,12 +38,22 @@ def register(subparsers, formatter) -> None:
                    help="a folder with split.json (or just .h5 cases), or case files")
     p.add_argument("--json", type=Path, default=None, help="also write the result JSON here")
     p.add_argument("--out", type=Path, default=None, help="folder for metrics.json/.csv, comparison.png/.gif")
-    add_dataclass_flags(p, EvalOptions)
+    add_dataclass_flags(p, EvalOptions, helps={
+        "split": "part of split.json to score (train, val, test), when --data is a folder with one",
+        "acceleration": "undersampling factor R (default: the checkpoint's data.acceleration)",
+        "max_cases": "score only the first N cases of the split (default: all)",
+        "max_slices_per_case": "score only the central N slices of each case (default: all)",
+        "cs": "also score the CS-TV baseline",
+        "cs_lambda_t": "CS-TV temporal weight, relative to max |zero-filled|",
+        "cs_lambda_s": "CS-TV spatial weight, relative to max |zero-filled|",
+        "cs_iters": "CS-TV iterations",
+        "figures": "write comparison.png and comparison.gif into --out",
+    })
     p.set_defaults(run=_run_eval)
 
     p = commands.add_parser(
         "predict", formatter_class=formatter, help="reconstruct a case (.h5 or CMRxRecon .mat) into a case .h5",
-        epilog="examples:\n  cinemri recon predict data/phantom/phantom_123.h5 --checkpoint best.pt "
+        epilog="examples:\n  cinemri recon predict data/phantom/phantom_1484405855.h5 --checkpoint best.pt "
                "--out recon.h5 --acceleration 5\n"
                "  cinemri recon predict AccFactor08/P001/cine_sax.mat --checkpoint best.pt --out recon.h5")
     p.add_argument("input", type=Path, help="cinemri case .h5 or CMRxRecon .mat")

@@ -30,7 +30,7 @@ def register(subparsers, formatter) -> None:
     p = sub.add_parser("eval", formatter_class=formatter,
                        help="ACDC-style scores: 3D Dice/HD95/HD at ED and ES, EF/EDV/ESV/mass agreement",
                        epilog="example:\n  cinemri seg eval --checkpoint runs/seg/acdc_unet/best.pt "
-                              "--data ../shared/data/acdc/training --split val \\\n"
+                              "--data ACDC/training --split val \\\n"
                               "      --json eval.json --out eval/")
     p.add_argument("--checkpoint", type=Path, default=None,
                    help="segmentation checkpoint (default: the bundled segmenter)")
@@ -53,7 +53,8 @@ def register(subparsers, formatter) -> None:
     p.add_argument("input", type=Path, help="ACDC patient folder, M&Ms case, NIfTI image or case .h5")
     p.add_argument("--checkpoint", type=Path, default=None,
                    help="segmentation checkpoint (default: the bundled segmenter)")
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path,
+                   help="folder for the label maps (NIfTI in the input's geometry) and the case .h5")
     _add_test_time_flags(p)
     p.set_defaults(run=_run_predict)
 
@@ -62,15 +63,16 @@ def register(subparsers, formatter) -> None:
                        epilog="example:\n"
                               "  cinemri seg ablate --config configs/seg/ablation.yaml --out runs/seg/ablation")
     add_config_flags(p)
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path,
+                   help="folder: one sub-folder per variant, ablation.md, ablation.json and the plot")
     p.set_defaults(run=_run_ablate)
 
     p = sub.add_parser("grad-analysis", formatter_class=formatter,
                        help="gradients of CE, Dice, combined w.r.t. logits and parameters, by class",
                        epilog="example:\n  cinemri seg grad-analysis --config configs/seg/grad_analysis.yaml "
-                              "--out docs/figures/grad")
+                              "--out runs/seg/grad_analysis")
     add_config_flags(p)
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="folder for the gradient figures and grad_analysis.json")
     p.set_defaults(run=_run_grad)
 
 

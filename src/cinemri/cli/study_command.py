@@ -37,7 +37,14 @@ def register(subparsers, formatter) -> None:
                    help=f"accelerations to sweep, each > 1 (default: {default_r})")
     p.add_argument("--methods", nargs="+", choices=METHODS, default=None,
                    help=f"reconstruction methods (default: {' '.join(StudyOptions.methods)})")
-    add_dataclass_flags(p, StudyOptions, skip=("accelerations", "methods"))
+    add_dataclass_flags(p, StudyOptions, skip=("accelerations", "methods"), helps={
+        "split": "part of split.json to use (train, val, test)",
+        "max_cases": "use only the first N cases of the split (default: all)",
+        "slices": "use only the central N slices of each case (default: all)",
+        "cs_iters": "iterations of the CS-TV baseline",
+        "seed": "seed of the undersampling masks",
+        "pattern": "undersampling pattern of the masks (vd_random or equispaced)",
+    })
     p.set_defaults(run=_run_acceleration)
     group.set_defaults(run=lambda args: group.print_help())
 

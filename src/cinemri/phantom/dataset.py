@@ -9,10 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import atomic_write_text
 from .generate import generate
 from .options import GROUPS, PhantomOptions, make_options
 
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)  # train, val, test, per group
+MAX_CASES = 100_000
+MAX_WORKERS = 64
 
 
 def case_seeds(seed: int, num_cases: int) -> list[int]:
@@ -64,13 +67,17 @@ def write_dataset(out_dir, num_cases: int, seed: int, workers: int = 1, **option
     Case i has seed ``case_seeds(seed, num_cases)[i]``; when ``group`` is not given the groups
     cycle through :data:`GROUPS` (balanced, like ACDC's 20 per group). ``workers`` processes
     generate in parallel (spawned; results do not depend on it).
+    Every file is written atomically (:func:`cinemri.files.atomic_write`), so an interrupted or
+    failed run never leaves a half-written case under its final name.
     returns the case file paths in case order.
-    Raises ValueError on a bad count, worker number or option.
+    Raises ValueError on a bad count (1 to :data:`MAX_CASES`), worker number (1 to
+    :data:`MAX_WORKERS`) or option; OSError naming the file when one cannot be written
+    (full disk, no permission).
     """
-    if isinstance(num_cases, bool) or not isinstance(num_cases, int) or num_cases < 1:
-        raise ValueError(f"num_cases must be a positive int, got {num_cases!r}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive int, got {workers!r}")
+    if isinstance(num_cases, bool) or not isinstance(num_cases, int) or not 1 <= num_cases <= MAX_CASES:
+        raise ValueError(f"num_cases must be an int in [1, {MAX_CASES}], got {num_cases!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
+        raise ValueError(f"workers must be an int in [1, {MAX_WORKERS}], got {workers!r}")
     base = make_options(options)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -85,7 +92,5 @@ def write_dataset(out_dir, num_cases: int, seed: int, workers: int = 1, **option
             results = list(pool.map(_write_one, jobs))
     paths = [Path(p) for p, _, _ in results]
     split = split_names([n for _, n, _ in results], [g for _, _, g in results], seed)
-    tmp = out / "split.json.tmp"
-    tmp.write_text(json.dumps(split, indent=2) + "\n")
-    tmp.replace(out / "split.json")
+    atomic_write_text(out / "split.json", json.dumps(split, indent=2) + "\n")
     return paths
