@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean weights
+.PHONY: demo test install clean weights weights-seg
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,24 +27,24 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
-# Re-create the bundled phantom weights in src/cinemri/weights (about 2.5 hours on 2 CPU cores;
-# seeded, so the same up to floating-point summation order). See docs/analyze.md.
+# Re-create the bundled reconstruction weights in src/cinemri/weights (about 2 hours on 2 CPU
+# cores; seeded, so the same up to floating-point summation order). See docs/analyze.md.
 CINEMRI := $(VENV)/bin/cinemri
 weights: $(STAMP)
 	test -f data/phantom/split.json || $(CINEMRI) phantom --out data/phantom --cases 100 --seed 0 --workers 2
 	$(CINEMRI) recon train --config configs/recon/cascade_unet3d_cbam.yaml
 	$(CINEMRI) recon train --config configs/recon/cascade_unet3d_cbam_ft.yaml
-	$(CINEMRI) seg train --config configs/seg/phantom_small.yaml
-	# the segmenter also learns on 12 training cases as the cascade reconstructs them at 5x
-	mkdir -p data/phantom_recon5x
-	for name in $$($(PY) -c "import json; print(' '.join(json.load(open('data/phantom/split.json'))['train'][:12]))"); do \
-		$(CINEMRI) recon predict data/phantom/$$name.h5 --checkpoint runs/recon/cascade_unet3d_cbam_ft/best.pt \
-			--acceleration 5 --name $${name}_r5 --out data/phantom_recon5x/$${name}_r5.h5 || exit 1; done
-	$(PY) -c "import json, pathlib; d = pathlib.Path('data/phantom_recon5x'); \
-		json.dump({'train': sorted(p.stem for p in d.glob('*.h5')), 'val': [], 'test': []}, open(d / 'split.json', 'w'))"
-	$(CINEMRI) seg train --config configs/seg/phantom_small_recon.yaml
 	$(CINEMRI) export-weights runs/recon/cascade_unet3d_cbam_ft/best.pt src/cinemri/weights/recon_phantom.pt
-	$(CINEMRI) export-weights runs/seg/phantom_unet_w8_recon/best.pt src/cinemri/weights/seg_phantom.pt
+
+# Re-create the bundled default segmenter from the ACDC training set (100 patient folders) plus
+# phantom images: `make weights-seg ACDC=/path/to/ACDC/training` (about 2 hours on 2 CPU cores;
+# resume a cut run with `$(CINEMRI) seg train --config configs/seg/default.yaml --data ...
+# --resume runs/seg/default_unet/last.pt`, then the export line). See docs/benchmarks.md.
+weights-seg: $(STAMP)
+	@test -n "$(ACDC)" || { echo "usage: make weights-seg ACDC=/path/to/ACDC/training"; exit 2; }
+	test -f data/phantom_seg/split.json || $(CINEMRI) phantom --out data/phantom_seg --cases 10 --frames 8 --coils 1 --seed 7 --workers 2
+	$(CINEMRI) seg train --config configs/seg/default.yaml --data $(ACDC) data/phantom_seg
+	$(CINEMRI) export-weights runs/seg/default_unet/best.pt src/cinemri/weights/seg_default.pt --fp16
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache

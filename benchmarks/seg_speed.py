@@ -9,6 +9,14 @@ single-channel ``--size`` x ``--size`` (default 160) images with random labels 0
 crop of the unet/mednext configs, the same for every model so images/s compare. MMNet's config
 trains at batch 8 and 128 x 128 (cheaper per step): ``--config-sizes`` adds a row at that size.
 
+``--recipes`` times the *training step as trained* instead: the previous recipe (``unet.yaml``,
+fp32, 160² centre crops) against the bundled default's (``default.yaml``: bf16 autocast, 128²
+heart crops from 176² stored images), with the variants in between, each step including the
+heart crop, the config's augmentation, forward, loss, backward and AdamW. It also measures the
+machine's convolution throughput (the best GFLOP/s of large 3x3 ``conv2d`` forwards, fp32 and
+bf16) and reports the fraction of it that each step reaches: model FLOPs of forward + backward
+(``torch.utils.flop_counter``, counted once in fp32) / median step time / peak of the step's dtype.
+
 Method (as ``recon_speed.py``): every model runs in a fresh Python subprocess with the same
 thread count (torch ``set_num_threads`` and ``OMP_NUM_THREADS``), one after another within one
 run. Inference: eval mode, ``torch.inference_mode``, ``--warmup`` calls then the median of
@@ -43,7 +51,7 @@ def worker(job: dict) -> dict:
     import torch
 
     from cinemri.experiments.seg_config import load_seg_config
-    from cinemri.experiments.seg_task import build_loss, deep_supervision_weights
+    from cinemri.experiments.seg_task import build_loss, supervised_loss
     from cinemri.seg.models import build_segmenter
 
     torch.set_num_threads(job["threads"])
@@ -72,17 +80,123 @@ def worker(job: dict) -> dict:
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        outputs = model(images)
-        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-        loss = images.new_zeros(())
-        for i, (weight, logits) in enumerate(zip(deep_supervision_weights(len(outputs)), outputs)):
-            loss = loss + weight * criterion(logits, labels[:, :: 2 ** i, :: 2 ** i])  # labels of output i
+        loss = supervised_loss(model(images), labels, criterion)
         loss.backward()
         optimizer.step()
 
     median, times = median_time(step, 1, job["train_repeats"])
     out.update(train_s=median, train_all_s=times, train_images_per_s=b / median, train_peak_mb=peak_mb() - base)
     return out
+
+
+RECIPES = (  # name, config, stored image size, autocast bf16, channels-last
+    ("before: unet.yaml fp32 160²", "unet.yaml", 160, False, False),
+    ("unet.yaml bf16 160²", "unet.yaml", 160, True, False),
+    ("default.yaml fp32 128² heart crop", "default.yaml", 176, False, False),
+    ("after: default.yaml bf16 128² heart crop", "default.yaml", 176, True, False),
+    ("default.yaml bf16 128² + channels-last", "default.yaml", 176, True, True),
+)
+PEAK_SHAPES = ((16, 32, 128), (16, 64, 128), (16, 128, 64))  # (batch, channels in = out, size)
+
+
+def peak_worker(job: dict) -> dict:
+    """Best GFLOP/s of a 3x3 conv2d forward over PEAK_SHAPES, fp32 and bf16 (autocast)."""
+    import torch
+
+    torch.set_num_threads(job["threads"])
+    out = {"name": "peak", "shapes": [list(s) for s in PEAK_SHAPES]}
+    for dtype_name, amp in (("fp32", False), ("bf16", True)):
+        best = 0.0
+        for batch, channels, size in PEAK_SHAPES:
+            conv = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+            x = torch.randn(batch, channels, size, size)
+            flops = 2.0 * batch * channels * channels * 9 * size * size
+
+            def forward() -> None:
+                with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+                    conv(x)
+
+            median, _ = median_time(forward, 2, job["repeats"] + 2)
+            best = max(best, flops / median / 1e9)
+        out[f"{dtype_name}_gflops"] = best
+    return out
+
+
+def recipe_worker(job: dict) -> dict:
+    """Time one training-step recipe (crop + augmentation + forward/backward + AdamW)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from cinemri.experiments.seg_config import load_seg_config
+    from cinemri.experiments.seg_task import build_loss, supervised_loss
+    from cinemri.seg.augment import augment_batch, heart_crop
+    from cinemri.seg.models import build_segmenter
+
+    torch.set_num_threads(job["threads"])
+    torch.manual_seed(0)
+    cfg = load_seg_config([job["config"]])
+    model = build_segmenter(cfg.model.name, cfg.model.args)
+    criterion = build_loss(cfg.loss)
+    b, size = job["batch"], job["stored"]
+    gen = torch.Generator().manual_seed(0)
+    y, x = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    centres = size / 2 + (torch.rand(b, 2, generator=gen) - 0.5) * size / 4  # (B, 2) hearts near the centre
+    radius = ((y[None] - centres[:, 0, None, None]) ** 2 + (x[None] - centres[:, 1, None, None]) ** 2).sqrt()
+    labels = torch.zeros(b, size, size, dtype=torch.int64)  # (B, H, W): LV disc, MYO ring, RV crescent
+    labels[(radius >= 14) & (radius < 24) & (x[None] < centres[:, 1, None, None] - 8)] = 1
+    labels[(radius >= 10) & (radius < 14)] = 2
+    labels[radius < 10] = 3
+    images = (labels.float() + 0.3 * torch.randn(b, size, size, generator=gen)).unsqueeze(1)  # (B, 1, H, W)
+    if job["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    aug_gen = torch.Generator().manual_seed(1)
+
+    def prepare() -> tuple:
+        im, lab = images, labels
+        if cfg.augment.crop is not None:
+            im, lab = heart_crop(im, lab, cfg.augment.crop, cfg.augment.crop_jitter, aug_gen)
+        if cfg.augment.enabled:
+            im, lab = augment_batch(im, lab, cfg.augment.options, aug_gen)
+        if job["channels_last"]:
+            im = im.contiguous(memory_format=torch.channels_last)
+        return im, lab
+
+    def step() -> None:
+        im, lab = prepare()
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=job["bf16"]):
+            loss = supervised_loss(model(im), lab, criterion)
+        loss.backward()
+        optimizer.step()
+
+    model.train()
+    im, lab = prepare()
+    with FlopCounterMode(display=False) as counter:  # fp32 count: the FLOPs do not depend on the dtype
+        supervised_loss(model(im), lab, criterion).backward()
+    optimizer.zero_grad(set_to_none=True)
+    median, times = median_time(step, 1, job["train_repeats"])
+    prep_median, _ = median_time(prepare, 1, job["train_repeats"])
+    return {"name": job["name"], "config": Path(job["config"]).name, "model_args": dict(cfg.model.args),
+            "batch": b, "input": list(im.shape[-2:]), "bf16": job["bf16"], "channels_last": job["channels_last"],
+            "params": sum(p.numel() for p in model.parameters()), "step_flops": counter.get_total_flops(),
+            "train_s": median, "train_all_s": times, "train_images_per_s": b / median,
+            "prepare_s": prep_median, "load_average_1m": os.getloadavg()[0]}
+
+
+def recipes_markdown(rows: list[dict], peak: dict) -> str:
+    """Recipe table: images/s, achieved GFLOP/s and the fraction of the measured conv peak."""
+    base = rows[0]["train_images_per_s"]
+    lines = [f"Measured conv2d peak: fp32 {peak['fp32_gflops']:.0f} GFLOP/s, bf16 {peak['bf16_gflops']:.0f} GFLOP/s.",
+             "", "| recipe | model input | train img/s | x before | GFLOP/step | GFLOP/s | % of peak | "
+             "crop+augment s |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        achieved = r["step_flops"] / r["train_s"] / 1e9
+        peak_value = peak["bf16_gflops"] if r["bf16"] else peak["fp32_gflops"]
+        lines.append(f"| {r['name']} | {r['batch']} x {r['input'][0]}² | {r['train_images_per_s']:.1f} | "
+                     f"{r['train_images_per_s'] / base:.2f} | {r['step_flops'] / 1e9:.1f} | {achieved:.0f} | "
+                     f"{100 * achieved / peak_value:.0f} % | {r['prepare_s']:.3f} |")
+    return "\n".join(lines)
 
 
 def markdown(rows: list[dict]) -> str:
@@ -109,6 +223,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="also time mmnet at its config's batch and crop (8 x 128²)")
     parser.add_argument("--note", default="", help="free text stored in the JSON (e.g. 'machine loaded')")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON output (default {DEFAULT_OUT})")
+    parser.add_argument("--recipes", action="store_true",
+                        help="time the training step as trained, before/after (see above) instead of the models")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if min(args.threads, args.batch, args.size, args.repeats, args.train_repeats) < 1 or args.warmup < 0:
@@ -119,7 +235,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(json.loads(args.worker))))
+        job = json.loads(args.worker)
+        kind = job.get("kind", "model")
+        print(json.dumps({"model": worker, "recipe": recipe_worker, "peak": peak_worker}[kind](job)))
+        return
+    if args.recipes:
+        run_recipes(args)
         return
 
     from cinemri.analysis.pipeline import write_json
@@ -153,6 +274,31 @@ def main(argv: list[str] | None = None) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json(result, args.out)
     print(f"wrote {args.out}", file=sys.stderr)
+
+
+def run_recipes(args: argparse.Namespace) -> None:
+    from cinemri.analysis.pipeline import write_json
+
+    out = args.out if args.out != DEFAULT_OUT else DEFAULT_OUT.with_name("seg_step_recipes.json")
+    info = machine_info(args.threads)
+    common = {"threads": args.threads, "repeats": args.repeats, "train_repeats": args.train_repeats,
+              "batch": args.batch}
+    start = time.perf_counter()
+    peak = run_job(__file__, {**common, "kind": "peak", "name": "peak"})
+    print(f"conv2d peak: fp32 {peak['fp32_gflops']:.0f}, bf16 {peak['bf16_gflops']:.0f} GFLOP/s", file=sys.stderr)
+    rows = []
+    for name, config, stored, bf16, channels_last in RECIPES:
+        row = run_job(__file__, {**common, "kind": "recipe", "name": name, "config": str(CONFIGS / config),
+                                 "stored": stored, "bf16": bf16, "channels_last": channels_last})
+        rows.append(row)
+        print(f"{name}: {row['train_images_per_s']:.1f} img/s", file=sys.stderr, flush=True)
+    info["load_average_1_5_15_end"] = list(os.getloadavg())
+    info["total_wall_s"] = time.perf_counter() - start
+    table = recipes_markdown(rows, peak)
+    print(table)
+    write_json({"benchmark": "seg_step_recipes", "command": " ".join([Path(sys.executable).name] + sys.argv),
+                "note": args.note, "machine": info, "peak": peak, "results": rows, "markdown": table}, out)
+    print(f"wrote {out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

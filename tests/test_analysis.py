@@ -230,6 +230,12 @@ def test_export_weights_is_smaller_and_predicts_the_same(setup, tmp_path):
         assert torch.equal(p, q), name
     with pytest.raises(ValueError, match="optimizer/scheduler state does not fit"):
         fit(ReconTask(cfg), cfg, resume=slim)
+    # fp16 export: half the bytes of the weights, loads into the fp32 model with the same outputs
+    half = export_weights(setup["recon"], tmp_path / "half.pt", half=True)
+    assert all(v.dtype == torch.float16 for v in load_checkpoint(half)["model"].values() if v.is_floating_point())
+    c = load_reconstructor(half).model
+    for (name, p), (_, q) in zip(a.state_dict().items(), c.state_dict().items()):
+        assert q.dtype == p.dtype and torch.allclose(p, q, rtol=1e-3, atol=1e-4), name
 
 
 def test_resolve_checkpoint(monkeypatch, tmp_path):
@@ -239,8 +245,8 @@ def test_resolve_checkpoint(monkeypatch, tmp_path):
     monkeypatch.setattr(weights, "WEIGHTS_DIR", tmp_path)
     with pytest.raises(ValueError, match="no bundled recon weights.*make weights"):
         resolve_checkpoint(None, "recon")
-    (tmp_path / "seg_phantom.pt").write_bytes(b"x")
-    assert resolve_checkpoint(None, "seg") == tmp_path / "seg_phantom.pt"
+    (tmp_path / "seg_default.pt").write_bytes(b"x")
+    assert resolve_checkpoint(None, "seg") == tmp_path / "seg_default.pt"
     with pytest.raises(ValueError, match="kind must be one of"):
         weights.bundled_path("other")
 
@@ -255,7 +261,8 @@ def test_bundled_weights_ship_small_and_load_offline():
     assert loaded.config.model.num_stages == 3 and loaded.config.model.denoiser == "unet3d"
     assert loaded.config.model.denoiser_options["cbam"] is True
     model, cfg = load_segmenter(seg_path)
-    assert cfg.model.name == "unet"
+    assert cfg.model.name == "unet" and cfg.eval.postprocess  # the default segmenter: real ACDC + phantom
+    assert any("acdc" in str(source).lower() for source in cfg.data.train)
     x = torch.zeros(1, 1, 64, 64)
     with torch.no_grad():
         out = model(x)

@@ -1,8 +1,10 @@
-"""Bundled weights: small phantom-trained checkpoints that ship with the package, so that
-``cinemri analyze`` works offline without training first.
+"""Bundled weights: small checkpoints that ship with the package, so that ``cinemri analyze``
+works offline without training first.
 
-They live in ``cinemri/weights/`` (package data) and are produced by ``make weights``
-(configs/recon/bundled.yaml and configs/seg/bundled.yaml, then :func:`export_weights`).
+They live in ``cinemri/weights/`` (package data): the reconstruction cascade trained on phantom
+k-space (``make weights``) and the default segmenter trained on real ACDC cine plus phantom
+images (``make weights-seg ACDC=...``, configs/seg/default.yaml), then :func:`export_weights`
+(the segmenter in fp16: half the size, the same labels).
 An exported file is an ordinary cinemri checkpoint without the optimizer state: it loads
 with ``torch.load(weights_only=True)`` everywhere a checkpoint is read, and can start a
 fine-tuning run (``train.init_from``), but not resume one.
@@ -16,7 +18,7 @@ from pathlib import Path
 from cinemri.train.checkpoint import load_checkpoint, save_checkpoint
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-BUNDLED = {"recon": "recon_phantom.pt", "seg": "seg_phantom.pt"}
+BUNDLED = {"recon": "recon_phantom.pt", "seg": "seg_default.pt"}
 
 
 def bundled_path(kind: str) -> Path:
@@ -41,14 +43,17 @@ def resolve_checkpoint(path: str | os.PathLike | None, kind: str) -> Path:
     return bundled
 
 
-def export_weights(checkpoint: str | os.PathLike, out_path: str | os.PathLike) -> Path:
+def export_weights(checkpoint: str | os.PathLike, out_path: str | os.PathLike, *, half: bool = False) -> Path:
     """Copy a training checkpoint without its optimizer, scheduler, scaler, RNG and task state.
 
-    The model weights, its arguments, the experiment config, epoch and final metrics are kept
-    unchanged. Written atomically; returns ``out_path``.
+    The model weights, its arguments, the experiment config, epoch and final metrics are kept;
+    ``half`` stores floating-point weights as fp16 (loading casts them back to the model's
+    fp32 parameters). Written atomically; returns ``out_path``.
     """
     state = load_checkpoint(checkpoint)
     slim = dict(state)
     slim.update(optimizer={}, scheduler={}, scaler={}, rng=[], task=None)
+    if half:
+        slim["model"] = {k: v.half() if v.is_floating_point() else v for k, v in state["model"].items()}
     save_checkpoint(out_path, slim)
     return Path(out_path)

@@ -51,6 +51,7 @@ def register(subparsers, formatter) -> None:
                "  cinemri analyze case.h5 --seg-checkpoint seg_weights.pt --out runs/analyze/case")
     p.add_argument("checkpoint", type=Path, help="checkpoint written by `cinemri recon|seg train`")
     p.add_argument("out", type=Path, help="output .pt file")
+    p.add_argument("--fp16", action="store_true", help="store the weights in half precision (half the size)")
     p.set_defaults(run=_run_export)
 
 
@@ -98,5 +99,5 @@ def summary_text(results: dict, out: Path) -> str:
 def _run_export(args) -> None:
     from cinemri.analysis import export_weights
 
-    path = export_weights(args.checkpoint, args.out)
+    path = export_weights(args.checkpoint, args.out, half=args.fp16)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")

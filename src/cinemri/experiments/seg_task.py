@@ -52,6 +52,21 @@ def deep_supervision_weights(count: int) -> list[float]:
     return [w / sum(raw) for w in raw]
 
 
+def supervised_loss(outputs: Tensor | list[Tensor], labels: Tensor, criterion: nn.Module) -> Tensor:
+    """The training loss over every deep-supervision output.
+
+    outputs: logits (B, K, H, W) or a list [full resolution, 1/2, 1/4, ...]; labels: (B, H, W)
+    int64, nearest-down-sampled (every 2^i-th pixel) for output i, weighted 2^-i (sum 1).
+    returns a float32 scalar.
+    """
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    total = outputs[0].new_zeros((), dtype=torch.float32)
+    for i, (weight, logits) in enumerate(zip(deep_supervision_weights(len(outputs)), outputs)):
+        step = 2 ** i
+        total = total + weight * criterion(logits, labels[:, ::step, ::step])  # (B, ceil(H/2^i), ceil(W/2^i))
+    return total
+
+
 def hard_dice_per_image(pred: Tensor, labels: Tensor, label: int) -> Tensor:
     """pred, labels: (B, H, W) int64 -> (B,) float64 Dice of ``label`` per image (1 when absent
     from both, the convention of :func:`cinemri.metrics.dice`)."""
@@ -117,14 +132,7 @@ class SegTask:
                                         self.generator)
         if self.cfg.augment.enabled:
             images, labels = augment_batch(images, labels, self.cfg.augment.options, self.generator)
-        outputs = model(images)
-        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-        weights = deep_supervision_weights(len(outputs))
-        total = outputs[0].new_zeros((), dtype=torch.float32)
-        for i, (weight, logits) in enumerate(zip(weights, outputs)):
-            step = 2 ** i
-            target = labels[:, ::step, ::step]  # (B, ceil(H / 2^i), ceil(W / 2^i)): nearest down-sampling
-            total = total + weight * self.criterion(logits, target)
+        total = supervised_loss(model(images), labels, self.criterion)
         logs: dict[str, float | Tensor] = {}
         if isinstance(self.criterion, CombinedLoss):
             logs.update(self.criterion.logs())
