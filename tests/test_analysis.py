@@ -238,6 +238,21 @@ def test_export_weights_is_smaller_and_predicts_the_same(setup, tmp_path):
         assert q.dtype == p.dtype and torch.allclose(p, q, rtol=1e-3, atol=1e-4), name
 
 
+def test_export_sets_test_time_defaults_of_a_segmenter(setup, tmp_path):
+    from cinemri.experiments.seg_infer import load_segmenter
+
+    out = export_weights(setup["seg"], tmp_path / "seg.pt", half=True,
+                         eval_overrides=["eval.flip_tta=true", "eval.postprocess=true"])
+    _, cfg = load_segmenter(out)
+    assert cfg.eval.flip_tta and cfg.eval.postprocess
+    _, original = load_segmenter(setup["seg"])
+    assert not original.eval.postprocess  # the training checkpoint is untouched
+    with pytest.raises(ValueError, match="only eval keys"):
+        export_weights(setup["seg"], tmp_path / "bad.pt", eval_overrides=["train.lr=1"])
+    with pytest.raises(ValueError, match="flip_tta"):
+        export_weights(setup["seg"], tmp_path / "bad.pt", eval_overrides=["eval.flip_tta=[1, 2]"])
+
+
 def test_resolve_checkpoint(monkeypatch, tmp_path):
     import cinemri.analysis.weights as weights
 
@@ -256,7 +271,7 @@ def test_bundled_weights_ship_small_and_load_offline():
     from cinemri.experiments.seg_infer import load_segmenter
 
     recon_path, seg_path = bundled_path("recon"), bundled_path("seg")
-    assert recon_path.stat().st_size < 8e6 and seg_path.stat().st_size < 8e6  # "a few MB"
+    assert recon_path.stat().st_size < 8e6 and seg_path.stat().st_size < 10e6  # "a few MB" (seg: fp16)
     loaded = load_reconstructor(recon_path)
     assert loaded.config.model.num_stages == 3 and loaded.config.model.denoiser == "unet3d"
     assert loaded.config.model.denoiser_options["cbam"] is True

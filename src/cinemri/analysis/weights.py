@@ -12,10 +12,15 @@ fine-tuning run (``train.init_from``), but not resume one.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import os
 from pathlib import Path
+from typing import Sequence
 
+from cinemri.experiments.seg_config import SegEvalSection, experiment_from_dict
 from cinemri.train.checkpoint import load_checkpoint, save_checkpoint
+from cinemri.train.config import apply_override
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 BUNDLED = {"recon": "recon_phantom.pt", "seg": "seg_default.pt"}
@@ -43,15 +48,42 @@ def resolve_checkpoint(path: str | os.PathLike | None, kind: str) -> Path:
     return bundled
 
 
-def export_weights(checkpoint: str | os.PathLike, out_path: str | os.PathLike, *, half: bool = False) -> Path:
+def _is_segmentation(config: dict) -> bool:
+    try:
+        experiment_from_dict(config)
+    except ValueError:
+        return False
+    return True
+
+
+def export_weights(checkpoint: str | os.PathLike, out_path: str | os.PathLike, *, half: bool = False,
+                   eval_overrides: Sequence[str] = ()) -> Path:
     """Copy a training checkpoint without its optimizer, scheduler, scaler, RNG and task state.
 
     The model weights, its arguments, the experiment config, epoch and final metrics are kept;
     ``half`` stores floating-point weights as fp16 (loading casts them back to the model's
-    fp32 parameters). Written atomically; returns ``out_path``.
+    fp32 parameters); ``eval_overrides`` ("eval.key=value") set the test-time defaults the
+    checkpoint carries (e.g. ``eval.flip_tta=true``), for keys its config already has.
+    Written atomically; returns ``out_path``.
+
+    Raises:
+        ValueError: unreadable checkpoint, an override outside ``eval`` or naming an unknown key.
     """
     state = load_checkpoint(checkpoint)
     slim = dict(state)
+    config = copy.deepcopy(state.get("config") or {})
+    known = set(config.get("eval", {}))
+    seg = _is_segmentation(config)
+    if seg:  # a segmentation checkpoint also takes test-time options added after it was trained
+        known |= {f.name for f in dataclasses.fields(SegEvalSection)}
+    for override in eval_overrides:
+        section, _, name = override.partition("=")[0].strip().partition(".")
+        if section != "eval" or name not in known:
+            raise ValueError(f"export override {override!r}: only eval keys {sorted(known)} can be set")
+        apply_override(config, override, {})
+    if seg:
+        experiment_from_dict(config)  # ValueError for a value of the wrong type
+    slim["config"] = config
     slim.update(optimizer={}, scheduler={}, scaler={}, rng=[], task=None)
     if half:
         slim["model"] = {k: v.half() if v.is_floating_point() else v for k, v in state["model"].items()}

@@ -52,6 +52,8 @@ def register(subparsers, formatter) -> None:
     p.add_argument("checkpoint", type=Path, help="checkpoint written by `cinemri recon|seg train`")
     p.add_argument("out", type=Path, help="output .pt file")
     p.add_argument("--fp16", action="store_true", help="store the weights in half precision (half the size)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="eval.KEY=VALUE",
+                   help="test-time default stored with the weights, e.g. eval.flip_tta=true (repeatable)")
     p.set_defaults(run=_run_export)
 
 
@@ -99,5 +101,5 @@ def summary_text(results: dict, out: Path) -> str:
 def _run_export(args) -> None:
     from cinemri.analysis import export_weights
 
-    path = export_weights(args.checkpoint, args.out, half=args.fp16)
+    path = export_weights(args.checkpoint, args.out, half=args.fp16, eval_overrides=args.overrides)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
