@@ -29,6 +29,11 @@ import numpy as np
 import pytest
 
 from test_io_builders import ACDC_AFFINE, MNMS_AFFINE, make_case, matlab_kspace, write_acdc, write_mat5, write_mat73
+from test_io_dicom import NORMAL as DICOM_NORMAL
+from test_io_dicom import ORIGIN as DICOM_ORIGIN
+from test_io_dicom import S as DICOM_S
+from test_io_dicom import T as DICOM_T
+from test_io_dicom import write_series
 
 from cinemri.cli import main
 from cinemri.io import detect_format, inspect, read_any, write_case
@@ -36,7 +41,7 @@ from cinemri.io import detect_format, inspect, read_any, write_case
 
 @dataclass(frozen=True)
 class Input:
-    kind: str  # family, for the table: "case .h5", "CMRxRecon .mat", "NIfTI", "ACDC", "other"
+    kind: str  # family, for the table: "case .h5", "CMRxRecon .mat", "NIfTI", "ACDC", "DICOM", "other"
     what: str  # what is wrong with it
     path: Path
     bad: bool = True  # False: may also read (a byte flip can hit unused bytes)
@@ -357,6 +362,56 @@ def _acdc(sweep: Sweep) -> None:
         sweep.add("ACDC", what, folder)
 
 
+def _dicom(sweep: Sweep) -> None:
+    good = write_series(sweep.path("cine"))
+    files = sorted(good.iterdir())
+    data = files[0].read_bytes()
+    for frac in (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 0.97, 0.995):
+        folder = write_series(sweep.path("cine"))
+        (folder / files[0].name).write_bytes(data[:int(len(data) * frac)])
+        sweep.add("DICOM", f"one file truncated to {frac:.1%}", folder)
+    for i in range(6):
+        folder = write_series(sweep.path("cine"))
+        corrupt = bytearray(data)
+        for offset in sweep.rng.integers(0, len(data), size=4):
+            corrupt[offset] ^= 0xFF
+        (folder / files[0].name).write_bytes(bytes(corrupt))
+        sweep.add("DICOM", f"4 bytes of one file flipped (#{i})", folder, bad=False)
+    every = {(s, t) for s in range(DICOM_S) for t in range(DICOM_T)}
+    nan = float("nan")
+    variants = {
+        "PixelSpacing 0": dict(spacing=(0.0, 1.25)),
+        "PixelSpacing negative": dict(spacing=(-1.5, 1.25)),
+        "PixelSpacing 0.01 mm": dict(spacing=(0.01, 0.01)),
+        "PixelSpacing 100 mm": dict(spacing=(100.0, 100.0)),
+        "PixelSpacing NaN": dict(spacing=(nan, 1.25)),
+        "RescaleSlope NaN (NaN pixels)": dict(slope=nan),
+        "RescaleSlope 1e30": dict(slope=1e30),
+        "RescaleSlope 0 (blank image)": dict(slope=0.0, intercept=0.0),
+        "RescaleSlope 0, intercept 7 (constant image)": dict(slope=0.0, intercept=7.0),
+        "no TriggerTime": dict(trigger=None),
+        "no pixel data": dict(pixel_data=False),
+    }
+    for what, change in variants.items():
+        try:
+            folder = write_series(sweep.path("cine"), overrides={key: change for key in every})
+        except Exception:  # pydicom cannot even write it
+            continue
+        sweep.add("DICOM", what, folder)
+    one = {(0, 1): dict(spacing=(1.4, 1.25))}
+    for what, overrides, skip in (
+            ("one file with another PixelSpacing", one, set()),
+            ("one file with another orientation", {(1, 2): dict(orientation=[1, 0, 0, 0, 1, 0])}, set()),
+            ("one file of another series", {(2, 0): dict(series="1.2.3.4")}, set()),
+            ("two images at one trigger time", {(0, 1): dict(trigger=7.0)}, set()),
+            ("orientation not orthogonal", {k: dict(orientation=[1, 0, 0, 1, 0, 0]) for k in every}, set()),
+            ("a frame missing", {}, {(1, 2)}),
+            ("slices 0.01 mm apart", {k: dict(position=DICOM_ORIGIN + 0.01 * k[0] * DICOM_NORMAL) for k in every},
+             set())):
+        folder = write_series(sweep.path("cine"), overrides=overrides, skip=skip)
+        sweep.add("DICOM", what, folder)
+
+
 def _other(sweep: Sweep) -> None:
     for name in ("empty.h5", "empty.mat", "empty.nii", "empty.nii.gz", "patient001_frame01.nii.gz"):
         path = sweep.path(name)
@@ -390,7 +445,7 @@ def _other(sweep: Sweep) -> None:
 
 def build_inputs(root: Path) -> list[Input]:
     sweep = Sweep(root)
-    for family in (_case_h5, _cmrxrecon, _nifti, _acdc, _other):
+    for family in (_case_h5, _cmrxrecon, _nifti, _acdc, _dicom, _other):
         family(sweep)
     return sweep.inputs
 
@@ -441,7 +496,7 @@ def inputs(tmp_path_factory) -> list[Input]:
 def test_sweep_is_a_few_hundred_inputs_from_every_family(inputs):
     counts = Counter(item.kind for item in inputs)
     assert len(inputs) >= 250, counts
-    assert all(counts[k] >= 20 for k in ("case .h5", "CMRxRecon .mat", "NIfTI", "ACDC")), counts
+    assert all(counts[k] >= 20 for k in ("case .h5", "CMRxRecon .mat", "NIfTI", "ACDC", "DICOM")), counts
 
 
 def test_every_bad_input_is_refused_with_one_clear_line(inputs):

@@ -22,6 +22,7 @@ from pydicom.config import disable_value_validation
 from pydicom.errors import InvalidDicomError
 
 from cinemri.case import Case
+from cinemri.io.validate import check_case
 
 DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
 POSITION_TOLERANCE_MM = 0.1  # images closer than this along the normal belong to one slice
@@ -87,8 +88,10 @@ def read_dicom(path: str | os.PathLike) -> Case:
     more than one series, missing ImageOrientationPatient / ImagePositionPatient /
     PixelSpacing / TriggerTime, mixed orientations, image sizes or pixel spacings, two
     images at one trigger time of a slice, unequal frame counts between slices, fewer
-    frames than CardiacNumberOfImages, uneven slice distances (a missing slice) and
-    NaN/Inf values.
+    frames than CardiacNumberOfImages, uneven slice distances (a missing slice), NaN/Inf
+    values, and whatever :func:`cinemri.io.validate.check_case` refuses (implausible
+    PixelSpacing or slice distance, a blank, constant or contrast-free image), like every
+    other reader.
     """
     path = Path(path)
     if not path.exists():
@@ -110,8 +113,8 @@ def read_dicom(path: str | os.PathLike) -> Case:
         image = np.stack([np.stack([_pixels(im) for im in frames]) for frames in slices])  # (S, T, H, W)
     dy, dx = images[0].pixel_spacing
     affine = _affine(orientation, [s[0].position for s in slices], normal, (dz, dy, dx))
-    return Case(name=folder.name, spacing=(dz, dy, dx), image=image.astype(np.complex64),
-                source=str(folder), affine=affine)
+    return check_case(Case(name=folder.name, spacing=(dz, dy, dx), image=image.astype(np.complex64),
+                           source=str(folder), affine=affine))
 
 
 def _read_headers(folder: Path) -> list[_Image]:
@@ -222,9 +225,9 @@ def _check_frames(slices: list[list[_Image]], folder: Path) -> None:
         raise ValueError(f"{folder}: slices have unequal numbers of frames {counts} (missing frames?)")
     declared = {int(v) for frames in slices for im in frames
                 if (v := im.dataset.get("CardiacNumberOfImages")) not in (None, "") and int(v) > 0}
-    if len(declared) == 1 and counts[0] < (expected := declared.pop()):
+    if len(declared) == 1 and counts[0] != (expected := declared.pop()):
         raise ValueError(f"{folder}: each slice has {counts[0]} frames but CardiacNumberOfImages is {expected} "
-                         "(missing frames?)")
+                         + ("(missing frames?)" if counts[0] < expected else "(several slices at one position?)"))
 
 
 def _slice_distance(slices: list[list[_Image]], positions: np.ndarray, folder: Path) -> float:
@@ -256,8 +259,10 @@ def _pixels(im: _Image) -> np.ndarray:
                          f"transfer syntax {syntax})") from err
     if raw.shape != im.size:
         raise ValueError(f"{im.path}: pixel data of shape {raw.shape}, expected (Rows, Columns) {im.size}")
-    slope = float(ds.get("RescaleSlope", 1) or 1)
+    slope = float(ds.get("RescaleSlope", 1) if ds.get("RescaleSlope", "") != "" else 1)
     intercept = float(ds.get("RescaleIntercept", 0) or 0)
+    if slope == 0 or not np.isfinite(slope):
+        raise ValueError(f"{im.path}: RescaleSlope {slope:g} (every pixel would be {intercept:g})")
     image = (raw.astype(np.float64) * slope + intercept).astype(np.float32)
     if not np.isfinite(image).all():
         raise ValueError(f"{im.path}: image contains NaN or Inf")
