@@ -181,3 +181,65 @@ def test_cmrxrecon_blank_kspace_is_refused(tmp_path):
     k[..., 1] = 0  # frame 1 holds nothing
     with pytest.raises(ValueError, match=r"frame.mat: k-space frame\(s\) \[1\]"):
         read_cmrxrecon(write_mat5(tmp_path / "frame.mat", {"kspace_full": k}))
+
+
+# ----------------------------------------------------------------------------- sampling masks
+
+
+@pytest.mark.parametrize("mask, message", [
+    (np.zeros((3, 12), bool), "samples nothing \\(all 3 frames"),
+    (np.array([[1, 0, 1], [0, 0, 0]], bool), r"samples nothing in frame\(s\) \[1\]"),
+    (np.zeros((0, 4), bool), "must be \\(T, W\\)"),
+    (np.ones(5, bool), "must be \\(T, W\\)"),
+])
+def test_a_mask_that_samples_nothing_is_refused(mask, message):
+    from cinemri.io.validate import check_mask
+
+    with pytest.raises(ValueError, match="mask.mat: sampling mask " + message):
+        check_mask(mask, "mask.mat")
+
+
+def test_a_case_file_whose_mask_samples_nothing_is_refused_by_reader_and_info(tmp_path, capsys):
+    from cinemri.cli import main
+
+    case = make_case(s=1, t=3, h=15, w=12, c=2)
+    kspace = np.fft.fft2(case.image[:, None] * case.coil_maps[:, :, None]).astype(np.complex64)  # (S, C, T, H, W)
+    path = write_case(replace(case, image=None, kspace=kspace, mask=np.zeros((3, 12), bool)), tmp_path / "k.h5")
+    with pytest.raises(ValueError, match="k.h5: sampling mask samples nothing"):
+        read_any(path)
+    assert main(["info", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cinemri: error: ") and "\n" not in err and "samples nothing" in err
+
+
+def test_info_refuses_a_mask_file_that_samples_nothing(tmp_path, capsys):
+    from cinemri.cli import main
+
+    path = write_mat5(tmp_path / "mask04.mat", {"mask04": np.zeros((10, 7))})
+    assert main(["info", str(path)]) == 2  # was "acceleration inf", exit 0
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "mask04.mat" in err and "samples nothing" in err
+
+
+def test_recon_predict_refuses_an_empty_mask_before_loading_the_model(tmp_path, capsys):
+    from cinemri.cli import main
+
+    kspace = write_mat5(tmp_path / "cine_sax.mat", {"kspace_sub04": matlab_kspace(c=2, s=1, t=3)})
+    mask = write_mat5(tmp_path / "mask04.mat", {"mask04": np.zeros((10, 7))})
+    status = main(["recon", "predict", str(kspace), "--mask", str(mask), "--checkpoint",
+                   str(tmp_path / "absent.pt"), "--out", str(tmp_path / "out.h5")])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and "samples nothing" in err and "absent.pt" not in err
+    assert not (tmp_path / "out.h5").exists()
+
+
+def test_case_header_refuses_labelled_frames_outside_the_cine(tmp_path):
+    import h5py
+
+    from cinemri.io import case_header
+
+    path = write_case(make_case(s=1, t=3), tmp_path / "c.h5")
+    with h5py.File(path, "r+") as f:
+        f.attrs["labelled_frames"] = [0, 9]
+    with pytest.raises(ValueError, match=r"c.h5: labelled frame\(s\) \[9\] .* outside the 3 frames"):
+        case_header(path)

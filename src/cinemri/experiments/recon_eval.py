@@ -234,8 +234,8 @@ def predict(input_path: str | os.PathLike, checkpoint: str | os.PathLike, out_pa
             input or given for an undersampled one.
     """
     input_path, out_path = Path(input_path), Path(out_path)
+    case = _read_input(input_path, mask_path)  # a bad input (or mask) is refused before the model loads
     loaded = load_reconstructor(checkpoint)
-    case = _read_input(input_path, mask_path)
     undersampled = case.kspace is not None and case.mask is not None and not bool(np.all(case.mask))
     if undersampled:
         if acceleration is not None:

@@ -206,18 +206,27 @@ def case_header(path: str | os.PathLike) -> dict:
     """What a case file holds, without reading its arrays.
 
     Returns {"name": str, "shapes": {dataset: shape}, "labelled_frames": tuple[int, ...]}.
-    Raises ValueError naming the file if it is unreadable or not a cinemri case.
+    Raises ValueError naming the file if it is unreadable or not a cinemri case, or when a
+    labelled frame lies outside the cine's frames (training would index past the end).
     """
     path = Path(path)
     try:
         with h5py.File(path, "r") as f:
             if _as_str(f.attrs.get("format", "")) != FORMAT_NAME:
                 raise ValueError(f"{path}: not a {FORMAT_NAME} file (format attribute missing or different)")
-            return {"name": _as_str(f.attrs.get("name", path.stem)),
+            head = {"name": _as_str(f.attrs.get("name", path.stem)),
                     "shapes": {key: tuple(f[key].shape) for key in f if key in _DATASETS},
                     "labelled_frames": tuple(int(i) for i in np.asarray(f.attrs.get("labelled_frames", [])).ravel())}
     except (*_H5_ERRORS, TypeError) as err:
         raise ValueError(f"{path}: not a readable HDF5 case file ({_one_line(err)})") from err
+    shapes = head["shapes"]
+    frames = (shapes["image"][1] if len(shapes.get("image", ())) == 4 else
+              shapes["kspace"][2] if len(shapes.get("kspace", ())) == 5 else
+              shapes["labels"][1] if len(shapes.get("labels", ())) == 4 else None)
+    outside = [t for t in head["labelled_frames"] if frames is not None and not 0 <= t < frames]
+    if outside:
+        raise ValueError(f"{path}: labelled frame(s) {outside} (0-based) are outside the {frames} frames")
+    return head
 
 
 def is_case_file(path: str | os.PathLike) -> bool:

@@ -23,7 +23,7 @@ import numpy as np
 import scipy.io
 
 from cinemri.case import Case
-from cinemri.io.validate import check_case
+from cinemri.io.validate import check_case, check_mask
 
 DEFAULT_SPACING_MM = (8.0, 1.5, 1.5)  # (dz, dy, dx), CMRxRecon cine protocol
 _KSPACE_RE = re.compile(r"^kspace(_single)?_(full|sub\d+)$")
@@ -92,7 +92,8 @@ def mask_to_ours(mask: np.ndarray, where: str, num_lines: int | None = None,
     num_lines: W of the k-space it belongs to, when known (decides which axis is ky);
     otherwise ky is the axis along which every line is constant (readout fully sampled).
     num_frames: repeat a 2D mask over this many frames (default 1).
-    Raises ValueError if no axis matches or lines are partially sampled along kx.
+    Raises ValueError if no axis matches, lines are partially sampled along kx or a frame
+    samples no line (see :func:`cinemri.io.validate.check_mask`).
     """
     m = np.asarray(mask) != 0
     if m.ndim == 1:
@@ -114,7 +115,7 @@ def mask_to_ours(mask: np.ndarray, where: str, num_lines: int | None = None,
         lines = np.repeat(lines, num_frames, axis=0)
     elif num_frames and lines.shape[0] != num_frames:
         raise ValueError(f"{where}: mask has {lines.shape[0]} frames, k-space has {num_frames}")
-    return np.ascontiguousarray(lines)
+    return np.ascontiguousarray(check_mask(lines, where))
 
 
 def _ky_is_axis1(m: np.ndarray, num_lines: int | None) -> bool:

@@ -22,6 +22,8 @@ Rules (documented in docs/data.md):
   are 98 % one value holds no picture).
 - k-space (when there is no image): finite, not all zero, no frame zero in every slice and
   coil, magnitude within the same bounds, sampled values not all of one magnitude.
+- sampling mask (T, W): every frame samples at least one phase-encode line, and its shape
+  fits the cine.
 """
 
 from __future__ import annotations
@@ -127,9 +129,29 @@ def check_kspace(kspace: np.ndarray, where: str) -> None:
         raise ValueError(f"{where}: k-space samples all have magnitude {peak:.6g} (the image of a single point)")
 
 
+def check_mask(mask: np.ndarray, where: str) -> np.ndarray:
+    """``mask`` (T, W) as bool, or ValueError naming ``where`` when it cannot sample a cine.
+
+    Refused: an empty or non-2-D mask, and one with a frame that samples no phase-encode
+    line (nothing to reconstruct that frame from; an all-zero mask gives "acceleration inf").
+    """
+    mask = np.asarray(mask)
+    if mask.ndim != 2 or mask.size == 0:
+        raise ValueError(f"{where}: sampling mask must be (T, W) with T, W >= 1, got shape {mask.shape}")
+    mask = mask != 0
+    empty = np.flatnonzero(~mask.any(axis=1))
+    if empty.size == mask.shape[0]:
+        raise ValueError(f"{where}: sampling mask samples nothing (all {mask.shape[0]} frames are empty)")
+    if empty.size:
+        raise ValueError(f"{where}: sampling mask samples nothing in frame(s) {empty.tolist()} (0-based) "
+                         f"of {mask.shape[0]}")
+    return mask
+
+
 def check_case(case: Case, where: str | None = None, content: bool = True) -> Case:
     """``case`` itself, after checking its spacing, its shape (no empty axis), its ED/ES and
-    labelled frames (within the T frames) and (``content``) its image or k-space.
+    labelled frames (within the T frames), its sampling mask (see :func:`check_mask`) and
+    (``content``) its image or k-space.
 
     where: what the messages name (default: ``case.source``, else ``case.name``).
     content: False when the reader has already checked the image file by file (NIfTI).
@@ -150,6 +172,11 @@ def check_case(case: Case, where: str | None = None, content: bool = True) -> Ca
     outside = [t for t in case.labelled_frames if not 0 <= t < frames]
     if outside:
         raise ValueError(f"{where}: labelled frame(s) {outside} (0-based) are outside the {frames} frames")
+    if case.mask is not None:
+        case.mask = check_mask(case.mask, where)
+        if case.mask.shape != (frames, shape[3]):
+            raise ValueError(f"{where}: sampling mask is {case.mask.shape} as (T, W), the cine needs "
+                             f"{(frames, shape[3])}")
     if content:
         if case.image is not None:
             check_image(case.image, where)
