@@ -50,7 +50,8 @@ PHASES = ("ed", "es")
 
 
 def val_patients(split_file: Path) -> list[str]:
-    """The patients of the "val" lines of a split file ("train patientNNN" / "val patientNNN")."""
+    """The ACDC patients (names ``patient...``) of the "val" lines of a split file ("train NAME" /
+    "val NAME"); other validation cases of the run (phantom cases) are left out."""
     if not split_file.is_file():
         raise ValueError(f"{split_file}: split file not found (give --patients or --split)")
     names = []
@@ -60,7 +61,7 @@ def val_patients(split_file: Path) -> list[str]:
             continue
         if len(parts) != 2 or parts[0] not in ("train", "val"):
             raise ValueError(f"{split_file}:{number}: expected 'train NAME' or 'val NAME', got {line!r}")
-        if parts[0] == "val":
+        if parts[0] == "val" and parts[1].startswith("patient"):
             names.append(parts[1])
     if not names:
         raise ValueError(f"{split_file}: no 'val' lines")
@@ -104,7 +105,11 @@ def aggregate(results: list[dict[str, Any]]) -> dict[str, Any]:
     for metric in ("dice", "hd95_mm"):
         scores[metric] = {phase: {s: _mean([_value(r["ground_truth"][metric][phase][s]) for r in results])
                                   for s in STRUCTURES} for phase in PHASES}
-    return {"n_cases": len(results), "clinical": clinical, **scores}
+    confidence = [_value((r.get("segmentation") or {}).get("confidence")) for r in results]
+    finite = [c for c in confidence if math.isfinite(c)]
+    return {"n_cases": len(results), "clinical": clinical, **scores,
+            "confidence": {"mean": float(np.mean(finite)) if finite else math.nan,
+                           "min": float(np.min(finite)) if finite else math.nan, "n": len(finite)}}
 
 
 def run_patient(folder: Path, out_dir: Path, checkpoint: Path, figures: bool) -> dict[str, Any]:
@@ -142,6 +147,9 @@ def markdown(summary: dict[str, Any], counts: dict[str, int]) -> str:
         d, h = summary["dice"], summary["hd95_mm"]
         lines.append(f"| {s.upper()} | {_f(d['ed'][s]['mean'], '.3f')} | {_f(d['es'][s]['mean'], '.3f')} | "
                      f"{_f(h['ed'][s]['mean'], '.1f')} | {_f(h['es'][s]['mean'], '.1f')} |")
+    conf = summary.get("confidence", {})
+    lines += ["", f"Segmentation confidence (mean winning-class probability over labelled pixels): mean "
+                  f"{_f(conf.get('mean', math.nan), '.3f')}, lowest {_f(conf.get('min', math.nan), '.3f')}."]
     lines += ["", f"{counts['patients']} patients: {counts['scored']} scored, {counts['raised']} raised, "
                   f"{counts['warned']} with warnings in results.json, {counts['python_warned']} with Python warnings."]
     return "\n".join(lines)

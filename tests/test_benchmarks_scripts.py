@@ -69,8 +69,8 @@ def test_aggregate_leaves_out_null_indices_and_rejects_missing_truth():
 
 def test_val_patients(tmp_path):
     split = tmp_path / "split.txt"
-    split.write_text("train patient001\nval patient011\n\nval patient015\n")
-    assert analyze_acdc.val_patients(split) == ["patient011", "patient015"]
+    split.write_text("train patient001\nval patient011\n\nval patient015\nval phantom_123\n")
+    assert analyze_acdc.val_patients(split) == ["patient011", "patient015"]  # ACDC patients only
     split.write_text("train patient001\nvalid patient011\n")
     with pytest.raises(ValueError, match=r"split.txt:2"):
         analyze_acdc.val_patients(split)
