@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import warnings
 from collections import Counter
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, replace
@@ -394,7 +395,9 @@ def _dicom(sweep: Sweep) -> None:
     }
     for what, change in variants.items():
         try:
-            folder = write_series(sweep.path("cine"), overrides={key: change for key in every})
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # pydicom warns while writing a NaN
+                folder = write_series(sweep.path("cine"), overrides={key: change for key in every})
         except Exception:  # pydicom cannot even write it
             continue
         sweep.add("DICOM", what, folder)

@@ -68,7 +68,7 @@ def test_unknown_formats_raise_naming_the_path(tmp_path):
     for name, content in (("notes.txt", b"hello"), ("x.h5", b"\x89HDF junk"), ("other.nii.gz", b"")):
         (tmp_path / name).write_bytes(content)
         with pytest.raises(ValueError, match=name):
-            detect_format(tmp_path / name)
+            read_any(tmp_path / name)  # an empty .nii.gz is detected as a NIfTI cine, then refused
     empty = tmp_path / "empty_dir"
     empty.mkdir()
     with pytest.raises(ValueError, match="empty_dir.*unknown format"):
@@ -127,3 +127,44 @@ def test_bad_nbframe_names_the_file(tmp_path):
     cfg.write_text(cfg.read_text().replace("NbFrame: 5", "NbFrame: many"))
     with pytest.raises(ValueError, match="Info.cfg.*NbFrame"):
         read_any(folder)
+
+
+def test_acdc_frames_are_also_given_in_info_cfg_numbering(tmp_path, capsys):
+    """Info.cfg's ED: 1, ES: 4 are shown as 1 and 4, labelled; the 0-based indices stay in the JSON."""
+    from cinemri.cli import main
+
+    for with_4d in (True, False):
+        folder, _, _ = write_acdc(tmp_path / str(with_4d), ed=1, es=4, with_4d=with_4d)
+        info = inspect(folder)
+        assert (info["ed_frame"], info["es_frame"]) == (0, 3)
+        assert (info["ed_frame_number"], info["es_frame_number"]) == (1, 4)
+        assert info["frame_numbering"] == "Info.cfg numbering, 1-based"
+        assert main(["info", str(folder)]) == 0
+        out = capsys.readouterr().out
+        assert "4 (Info.cfg numbering, 1-based; 0-based index 3)" in out
+    info = inspect(write_case(make_case(), tmp_path / "case.h5"))
+    assert (info["es_frame"], info["es_frame_number"], info["frame_numbering"]) == (2, 2, "0-based")
+
+
+def test_plain_nifti_cine_reads_through_the_one_reader_for_info_show_and_analyze(tmp_path, capsys):
+    import nibabel as nib
+
+    from cinemri.cli import main
+    from cinemri.experiments.seg_infer import read_input
+
+    rng = np.random.default_rng(3)
+    volume = rng.integers(0, 300, size=(15, 12, 3, 5)).astype(np.float32)  # (X, Y, Z, T)
+    path = tmp_path / "cine.nii.gz"
+    nib.save(nib.Nifti1Image(volume, np.diag([1.5, 1.25, 8.0, 1.0])), str(path))
+    assert detect_format(path) == "nifti"  # was "unknown format" for info and show
+    case = read_any(path)
+    assert case.image.shape == (3, 5, 15, 12) and case.spacing == (8.0, 1.5, 1.25) and case.name == "cine"
+    assert read_input(path).image.shape == case.image.shape
+    info = inspect(path)
+    assert info["format"] == "nifti" and info["frames"] == 5
+    assert main(["info", str(path)]) == 0 and "nifti" in capsys.readouterr().out
+    assert main(["show", str(path), "--out", str(tmp_path / "fig")]) == 0
+    assert (tmp_path / "fig" / "cine_montage.png").is_file()
+    nib.save(nib.Nifti1Image(np.zeros_like(volume), np.eye(4)), str(tmp_path / "blank.nii"))
+    with pytest.raises(ValueError, match="blank.nii: image is blank"):
+        read_any(tmp_path / "blank.nii")

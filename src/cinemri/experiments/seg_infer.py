@@ -130,20 +130,12 @@ def segment_case(model: nn.Module, case: Case, cfg: SegExperiment, frames: list[
 
 
 def read_input(path: str | os.PathLike) -> Case:
-    """A case from any cinemri-readable input, or a plain NIfTI image (.nii/.nii.gz, 3D or 4D).
+    """A case from any cinemri-readable input, plain NIfTI cines included (format "nifti" of
+    :func:`cinemri.io.detect_format`): the same reader as ``cinemri info`` and ``show``.
 
     Raises:
         ValueError: an unreadable or unsupported input (named).
     """
     from cinemri.io import read_any
-    from cinemri.io.nifti import read_volume
 
-    path = Path(path)
-    try:
-        return read_any(path)
-    except ValueError:
-        if not (path.is_file() and path.name.endswith((".nii", ".nii.gz"))):
-            raise
-    volume, affine, spacing = read_volume(path)  # (S, T, H, W) float32
-    name = path.name[:-7] if path.name.endswith(".nii.gz") else path.stem
-    return Case(name=name, spacing=spacing, image=volume.astype(np.complex64), affine=affine, source=str(path))
+    return read_any(Path(path))

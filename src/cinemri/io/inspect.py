@@ -14,8 +14,9 @@ from cinemri.io.case_h5 import is_case_file, read_case
 from cinemri.io.cmrxrecon import _KSPACE_RE, _MASK_RE, load_mat_variables, mask_to_ours, read_cmrxrecon
 from cinemri.io.dicom import is_dicom_file, is_dicom_folder, read_dicom
 from cinemri.io.mnms import mnms_layout, read_mnms
+from cinemri.io.nifti import read_nifti_cine
 
-FORMATS = ("cinemri-case", "cmrxrecon", "cmrxrecon-mask", "acdc", "mnms1", "mnms2", "dicom")
+FORMATS = ("cinemri-case", "cmrxrecon", "cmrxrecon-mask", "acdc", "mnms1", "mnms2", "dicom", "nifti")
 
 
 def detect_format(path: str | os.PathLike) -> str:
@@ -41,8 +42,10 @@ def detect_format(path: str | os.PathLike) -> str:
         return layout[0]
     if is_dicom_folder(path) or is_dicom_file(path):
         return "dicom"
+    if path.is_file() and path.name.lower().endswith((".nii", ".nii.gz")):
+        return "nifti"  # a plain NIfTI cine (3D or 4D), no labels
     raise ValueError(f"{path}: unknown format (expected a cinemri .h5 case, a CMRxRecon .mat, "
-                     "an ACDC patient folder, an M&Ms case or a DICOM cine folder)")
+                     "an ACDC patient folder, an M&Ms case, a DICOM cine folder or a NIfTI cine)")
 
 
 def read_any(path: str | os.PathLike) -> Case:
@@ -63,6 +66,8 @@ def read_any(path: str | os.PathLike) -> Case:
         return read_acdc(path if path.is_dir() else path.parent)
     if fmt == "dicom":
         return read_dicom(path)
+    if fmt == "nifti":
+        return read_nifti_cine(path)
     return read_mnms(path)
 
 
@@ -71,7 +76,9 @@ def inspect(path: str | os.PathLike) -> dict:
 
     Returns a JSON-serialisable dict with, where they apply: format, name, slices, frames,
     coils, readout (H), phase_encodes (W), spacing_mm [dz, dy, dx], spacing_assumed,
-    ed_frame, es_frame (0-based), labelled_frames, labels (values present), acceleration
+    ed_frame, es_frame (0-based indices), ed_frame_number, es_frame_number (the same frames
+    in the input's own numbering, e.g. Info.cfg's 1-based ED 1, ES 12) and frame_numbering
+    (how that numbering counts), labelled_frames, labels (values present), acceleration
     (W / mean sampled lines per frame, when a mask is present), indices (the 7 clinical
     keys from the labels at ED/ES). When only some frames of a longer cine were loaded (ACDC
     without its 4D file), frames / ed_frame / es_frame / labelled_frames are in the cine's
@@ -113,6 +120,10 @@ def inspect(path: str | os.PathLike) -> dict:
                 info[key] = to_source[info[key]]
         if "labelled_frames" in info:
             info["labelled_frames"] = [to_source[f] for f in info["labelled_frames"]]
+    info["frame_numbering"] = case.numbering()
+    for key in ("ed_frame", "es_frame"):
+        index = getattr(case, key)
+        info[f"{key}_number"] = None if index is None else case.frame_number(index)
     if case.indices:
         info["reference_indices"] = {k: _json_float(v) for k, v in case.indices.items()}
     return info

@@ -21,7 +21,7 @@ from nibabel.openers import ImageOpener
 
 from cinemri.case import Case
 from cinemri.files import atomic_write_bytes
-from cinemri.io.validate import check_image, check_spacing
+from cinemri.io.validate import check_case, check_image, check_spacing
 
 LABEL_VALUES = (0, 1, 2, 3)
 
@@ -64,6 +64,21 @@ def read_volume(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, tuple[
     volume = to_ours(data)  # (S, T, H, W)
     check_image(volume, str(path))
     return volume, np.asarray(img.affine, dtype=np.float64), spacing
+
+
+def read_nifti_cine(path: str | os.PathLike) -> Case:
+    """A plain NIfTI cine (``.nii``/``.nii.gz``, 3D (X, Y, Z) or 4D (X, Y, Z, T)) as a Case.
+
+    Returns Case with image (S, T, H, W) complex64 (the magnitude), spacing (dz, dy, dx) mm
+    and affine from the header, name = the file name without its suffix, no labels or ED/ES.
+    Raises ValueError naming the file for what :func:`read_volume` and
+    :func:`cinemri.io.validate.check_case` refuse.
+    """
+    path = Path(path)
+    volume, affine, spacing = read_volume(path)  # (S, T, H, W) float32, checked
+    name = path.name[:-7] if path.name.endswith(".nii.gz") else path.stem
+    return check_case(Case(name=name, spacing=spacing, image=volume.astype(np.complex64), affine=affine,
+                           source=str(path)), content=False)
 
 
 def read_label_volume(path: str | os.PathLike, remap: tuple[int, int, int, int] = LABEL_VALUES
