@@ -33,6 +33,9 @@ class Case:
     source_frames: when a reader loaded only some frames of a cine (ACDC without its 4D
         file: ED and ES), the 0-based source frame of each T index; () = all frames
     source_num_frames: frames of the source cine when known (ACDC's NbFrame), else None
+    frame_base: the number the input gives its first frame (ACDC's Info.cfg counts from 1,
+        everything else here from 0); indices stay 0-based, :meth:`frame_number` converts
+    frame_numbering: how messages and figures name that numbering (see :meth:`numbering`)
     """
 
     name: str
@@ -53,6 +56,19 @@ class Case:
     spacing_assumed: bool = False
     source_frames: tuple[int, ...] = ()
     source_num_frames: int | None = None
+    frame_base: int = 0
+    frame_numbering: str = ""
+
+    def frame_number(self, t: int) -> int:
+        """The input's own number of frame index ``t`` (0-based index into the T axis): the
+        source cine's frame when only some frames were loaded, counted from ``frame_base``."""
+        source = self.source_frames[t] if self.source_frames else t
+        return int(source) + self.frame_base
+
+    def numbering(self) -> str:
+        """How frame numbers of this case are counted, for labels: "Info.cfg numbering,
+        1-based", or "0-based"."""
+        return self.frame_numbering or f"{self.frame_base}-based"
 
     @property
     def num_slices(self) -> int:

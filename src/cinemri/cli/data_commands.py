@@ -93,6 +93,11 @@ def _run_info(args) -> None:
     if args.json:
         print(json.dumps(info, indent=2))
         return
+    numbering = info.pop("frame_numbering", None)
+    for key in ("ed_frame", "es_frame"):  # one line each: the input's own number, labelled, and the index
+        number = info.pop(f"{key}_number", None)
+        if info.get(key) is not None and number is not None:
+            info[key] = f"{number} ({numbering}; 0-based index {info[key]})"
     width = max(len(k) for k in info)
     for key, value in info.items():
         if isinstance(value, dict):

@@ -107,7 +107,7 @@ def read_acdc(folder: str | os.PathLike) -> Case:
         ed_frame=numbers.index(ed_number), es_frame=numbers.index(es_number),
         group=info.get("Group"), labelled_frames=labelled, source=str(folder), affine=affine,
         source_frames=tuple(n - 1 for n in numbers) if subset else (),
-        source_num_frames=nb_frames,
+        source_num_frames=nb_frames, frame_base=1, frame_numbering="Info.cfg numbering, 1-based",
     ), content=False)  # the images were checked file by file in read_volume
 
 
