@@ -45,7 +45,7 @@ def test_enclosure_allows_one_open_basal_slice():
 
 
 def test_myocardial_swing():
-    assert check_myocardium(np.array([100.0, 104.0, 97.0, 101.0]), [0, 1, 2, 3]) == []
+    assert check_myocardium(np.array([100.0, 112.0, 93.0, 101.0]), [0, 1, 2, 3]) == []  # within 15 %
     warnings = check_myocardium(np.array([100.0, 130.0, 98.0]), [0, 1, 2])
     assert len(warnings) == 1 and "30%" in warnings[0]
     assert check_myocardium(np.array([100.0, 130.0, 98.0]), [0, 2]) == []  # frame 1 not segmented

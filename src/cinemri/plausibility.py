@@ -9,7 +9,9 @@ not "the number is wrong". Thresholds live in :class:`PlausibilityLimits`.
   myocardium; a cavity whose border mostly meets background or RV is a segmentation error
   (one basal slice may open into the outflow tract, so one open slice is allowed).
 - Myocardial volume swinging over the cycle: myocardium is nearly incompressible, so its
-  volume should stay within ~10 % of its median in every segmented frame.
+  volume should stay near its median in every segmented frame. Manual contours are not
+  perfect either: on the 100 ACDC ground-truth label sets the ED/ES myocardium leaves ±10 % of
+  its median in 19 patients, ±15 % in 6 and ±20 % in none, so the threshold is 15 %.
 - EF outside 0-100 %, ESV above EDV.
 - Volumes and mass far outside physiological ranges (adult and child hearts lie well inside).
 - Low network confidence: the mean winning-class probability over the labelled pixels falls
@@ -37,7 +39,7 @@ class PlausibilityLimits:
     open_border_fraction: float = 0.3  # share of a slice's LV border that does not touch MYO
     open_slices_allowed: int = 1  # slices per phase allowed open (base into the outflow tract)
     min_cavity_pixels: int = 20  # smaller cavities (apex) are not judged
-    myo_swing: float = 0.10  # largest |V_myo(t) - median| / median over the segmented frames
+    myo_swing: float = 0.15  # largest |V_myo(t) - median| / median (ACDC truth: 6 % of patients > 0.15)
     min_confidence: float = 0.85  # mean winning-class probability over the labelled pixels
     lv_edv_ml: tuple[float, float] = (20.0, 500.0)
     rv_edv_ml: tuple[float, float] = (20.0, 500.0)
@@ -91,7 +93,7 @@ def check_myocardium(myo_ml: np.ndarray, frames: list[int],
     if swing <= limits.myo_swing:
         return []
     return [f"myocardial volume varies by {swing:.0%} of its median over the cycle ({volumes.min():.0f}-"
-            f"{volumes.max():.0f} ml; myocardium keeps its volume within ~{limits.myo_swing:.0%}): "
+            f"{volumes.max():.0f} ml; myocardium keeps its volume): "
             "the myocardium is segmented inconsistently, so LV mass and volumes are unreliable"]
 
 
