@@ -117,3 +117,18 @@ def test_round_trip_and_registered_sections(tmp_path):
     assert load_config(Experiment, overrides=["train.seed=5"]).train.seed == 5
     with pytest.raises(ValueError, match="reserved"):
         make_experiment("Bad", {"train": ModelSection})
+
+
+@pytest.mark.parametrize("typed, value", [("off", "off"), ("Off", "off"), ("no", "off"), ("false", "off"),
+                                          ("auto", "auto"), ("bf16", "bf16"), ("fp16", "fp16")])
+def test_every_documented_amp_value_is_accepted_as_typed(typed, value):
+    from cinemri.train.config import Experiment, load_config
+
+    assert load_config(Experiment, overrides=[f"train.amp={typed}"]).train.amp == value  # YAML reads off as false
+
+
+def test_a_boolean_for_a_choice_without_an_off_value_is_still_refused():
+    from cinemri.train.config import Experiment, load_config
+
+    with pytest.raises(ValueError, match="train.schedule expects"):
+        load_config(Experiment, overrides=["train.schedule=off"])

@@ -173,3 +173,50 @@ def test_val_every_and_missing_val_dataset(tmp_path):
     assert ["val_loss" in row for row in result.history] == [False, True, True]  # the last epoch always validates
     with pytest.raises(ValueError, match="train.monitor is 'val_loss' but the task has no val_dataset"):
         fit(SmoothingTask(train_size=8, val_size=0), config(tmp_path, "b", epochs=1))
+
+
+def test_divergence_is_one_line_from_the_command_naming_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
+    import cinemri.experiments as experiments
+    from cinemri.cli import main
+    from cinemri.errors import RunStopped
+
+    def diverging_train(*args, **kwargs):
+        fit(ExplodingTask(train_size=16, val_size=4, explode_at_call=10), config(tmp_path, epochs=4))
+
+    monkeypatch.setattr(experiments, "train", diverging_train)
+    assert issubclass(TrainingDivergedError, RunStopped)
+    assert main(["recon", "train", "--config", "unused.yaml"]) == 1  # not a traceback
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("cinemri: error: training diverged at epoch 3, step 10")
+    assert str(tmp_path / "run" / "last.pt") in err
+
+
+def test_resume_applies_a_changed_lr_and_records_what_ran(tmp_path):
+    task = SmoothingTask(train_size=16, val_size=0)
+    cfg = config(tmp_path, epochs=4, warmup_epochs=0.0, schedule="constant", monitor="train_loss")
+    first = fit(task, cfg, stop_after_epoch=2)
+    resumed = fit(task, replace(cfg, lr=1e-3, weight_decay=0.5), resume=first.last_checkpoint)
+    assert [row["lr"] for row in resumed.history] == [1e-3, 1e-3]  # was trained on at the old 1e-2
+    state = load_checkpoint(resumed.last_checkpoint)
+    assert state["config"]["train"]["lr"] == 1e-3
+    assert [g["lr"] for g in state["optimizer"]["param_groups"]] == [1e-3, 1e-3]
+    assert [g["weight_decay"] for g in state["optimizer"]["param_groups"]] == [0.5, 0.0]
+    assert "lr: 0.001" in (tmp_path / "run" / "config.yaml").read_text()
+
+
+def test_resume_with_more_epochs_replans_the_cosine(tmp_path):
+    task = SmoothingTask(train_size=16, val_size=0)  # 4 steps per epoch
+    cfg = config(tmp_path, epochs=3, warmup_epochs=1.0, min_lr_ratio=0.1, monitor="train_loss")
+    first = fit(task, cfg, stop_after_epoch=2)
+    longer = fit(task, replace(cfg, epochs=6), resume=first.last_checkpoint)
+    for row in longer.history:  # the cosine now spans 6 epochs (24 steps), not 3
+        assert math.isclose(row["lr"], 1e-2 * lr_factor(row["step"], 4, 24, "cosine", 0.1), rel_tol=1e-9)
+    assert load_checkpoint(longer.last_checkpoint)["config"]["train"]["epochs"] == 6
+
+
+def test_resume_refuses_a_changed_seed(tmp_path):
+    task = SmoothingTask(train_size=16, val_size=0)
+    cfg = config(tmp_path, epochs=3, monitor="train_loss")
+    first = fit(task, cfg, stop_after_epoch=1)
+    with pytest.raises(ValueError, match=r"last\.pt: train\.seed was 0, now 7"):
+        fit(task, replace(cfg, seed=7), resume=first.last_checkpoint)

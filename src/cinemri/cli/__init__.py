@@ -1,7 +1,9 @@
 """The `cinemri` command. Each subcommand is a few lines that call a typed API function.
 
 Library code raises ValueError/OSError with a one-line message; here it becomes
-``cinemri: error: <message>`` on stderr and exit status 2, never a traceback.
+``cinemri: error: <message>`` on stderr and exit status 2, never a traceback. A run that
+stopped on its own (:class:`cinemri.errors.RunStopped`, e.g. training diverged) is the same
+one line with exit status 1.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import sys
 
 from cinemri import __version__
 from cinemri.cli import analyze_command, data_commands, demo_command, recon_commands, seg_commands, study_command
+from cinemri.errors import RunStopped
 
 # Each module contributes subcommands through register(subparsers).
 _COMMAND_MODULES = (data_commands, demo_command, recon_commands, seg_commands, analyze_command, study_command)
@@ -57,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         print(f"cinemri: error: {message}", file=sys.stderr)
         return 2
+    except RunStopped as error:  # e.g. training diverged: one line naming the last good checkpoint
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"cinemri: error: {message}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("cinemri: interrupted", file=sys.stderr)
         return 130

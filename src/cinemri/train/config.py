@@ -299,6 +299,12 @@ def _match(hint: Any, value: Any) -> tuple[bool, Any]:
                 return True, out
         return False, value
     if origin is Literal:
+        if isinstance(value, bool) and not any(isinstance(a, bool) for a in args):
+            # YAML 1.1 reads off/no/false (on/yes/true) as booleans: a documented choice
+            # such as train.amp=off is accepted as typed
+            spelled = next((a for a in args if isinstance(a, str) and a.lower() in _YAML_BOOL_WORDS[value]), None)
+            if spelled is not None:
+                return True, spelled
         return any(type(a) is type(value) and a == value for a in args), value
     if hint is bool:
         return isinstance(value, bool), value
@@ -332,6 +338,9 @@ def _match(hint: Any, value: Any) -> tuple[bool, Any]:
             return False, value
         return True, {k[1]: v[1] for k, v in items}
     raise ValueError(f"config schema: unsupported field type {hint!r}")
+
+
+_YAML_BOOL_WORDS = {False: ("off", "no", "false", "n"), True: ("on", "yes", "true", "y")}
 
 
 def _type_name(hint: Any) -> str:

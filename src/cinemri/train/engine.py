@@ -16,6 +16,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
+from cinemri.errors import RunStopped
+
 from .checkpoint import (FORMAT, FORMAT_VERSION, capture_rng, check_model, load_checkpoint,
                          load_model_state, plain_model_args, restore_rng, save_checkpoint,
                          seed_everything, version)
@@ -26,8 +28,11 @@ from .progress import MetricsLog, progress_bar
 from .task import Task, check_task, move_to_device
 
 
-class TrainingDivergedError(RuntimeError):
-    """The loss (or the weights) became NaN/Inf; the last good checkpoint is untouched."""
+class TrainingDivergedError(RunStopped):
+    """The loss (or the weights) became NaN/Inf; the last good checkpoint is untouched.
+
+    Its message is one line naming the epoch, the step and the last good checkpoint; the
+    ``cinemri`` command prints it without a traceback and exits with status 1."""
 
     def __init__(self, message: str, epoch: int, step: int) -> None:
         super().__init__(message)
@@ -198,7 +203,37 @@ class _Run:
         if not isinstance(rngs, list) or not rngs:
             raise ValueError(f"checkpoint {path}: 'rng' must be a non-empty list of per-rank states")
         restore_rng(rngs[self.info.rank % len(rngs)])
+        self.apply_current_hyperparameters(state, path)
         self.last_saved = path
+
+    def apply_current_hyperparameters(self, state: Mapping[str, Any], path: Path) -> None:
+        """After a resume: the optimizer and schedule follow the current config, not the checkpoint.
+
+        The optimizer state restores the checkpoint's lr, betas and weight decay, and the
+        scheduler its base LRs; here they are set from ``train.*`` of this run (so
+        ``--resume --set train.lr=...`` trains at the new rate, and config.yaml and the next
+        checkpoints record what ran). The schedule's lambda already spans the current
+        ``train.epochs``/``warmup_epochs``/``schedule``, so a changed length re-plans the
+        cosine from the current step; the current step's LR is recomputed at once.
+        A changed ``train.seed`` cannot be applied (the random streams continue from the
+        checkpoint) and is refused.
+        """
+        before = (state.get("config") or {}).get("train", {}) if isinstance(state.get("config"), Mapping) else {}
+        if "seed" in before and before["seed"] != self.cfg.seed:
+            raise ValueError(f"checkpoint {path}: train.seed was {before['seed']}, now {self.cfg.seed}; a resumed "
+                             "run continues the checkpoint's random streams, so the seed cannot change (start a new "
+                             "run, or fine-tune with train.init_from)")
+        decay = {id(p) for p in self.model.parameters() if p.requires_grad and p.dim() >= 2}
+        for group in self.optimizer.param_groups:
+            group["initial_lr"] = self.cfg.lr
+            group["betas"] = tuple(self.cfg.betas)
+            group["weight_decay"] = self.cfg.weight_decay if any(id(p) in decay for p in group["params"]) else 0.0
+        self.scheduler.base_lrs = [self.cfg.lr for _ in self.optimizer.param_groups]
+        step = self.scheduler.last_epoch
+        for group, base, factor in zip(self.optimizer.param_groups, self.scheduler.base_lrs,
+                                       self.scheduler.lr_lambdas):
+            group["lr"] = base * factor(step)
+        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
     # -------------------------------------------------------------------------- loop
     def fit(self, resume: str | Path | None, stop_after: int | None,
