@@ -231,3 +231,43 @@ def test_eval_split_test_selects_the_held_out_cases_of_split_json(tmp_path):
     assert [r.name for r in _select(cfg, None, "train")] == names[:1]
     with pytest.raises(ValueError, match="split must be one of"):
         _select(cfg, None, "holdout")
+
+
+def _h5_cases(folder: Path, count: int = 3) -> list[Path]:
+    from test_io_builders import make_case
+
+    from cinemri.io import write_case
+
+    folder.mkdir(parents=True, exist_ok=True)
+    return [write_case(make_case(seed=i), folder / f"tiny{i}.h5") for i in range(count)]
+
+
+def test_a_truncated_case_in_a_source_folder_is_an_error_not_dropped(tmp_path):
+    paths = _h5_cases(tmp_path / "data")
+    (tmp_path / "data" / "split.json").write_text(json.dumps({"train": ["tiny0", "tiny1"], "val": ["tiny2"]}))
+    assert len(discover_cases([tmp_path / "data"])) == 3
+    paths[1].write_bytes(paths[1].read_bytes()[:300])  # truncated: was silently left out of training
+    with pytest.raises(ValueError, match=r"data source .*data: 1 case file\(s\) cannot be read, first: .*tiny1\.h5"):
+        discover_cases([tmp_path / "data"])
+
+
+def test_a_train_case_of_split_json_missing_from_the_folder_is_an_error(tmp_path):
+    paths = _h5_cases(tmp_path / "data")
+    (tmp_path / "data" / "split.json").write_text(json.dumps({"train": ["tiny0", "tiny1"], "val": ["tiny2"],
+                                                               "test": ["gone_test_case"]}))
+    assert len(discover_cases([tmp_path / "data"])) == 3  # a missing test case does not concern training
+    paths[0].unlink()
+    with pytest.raises(ValueError, match=r"split.json lists 1 train/val case\(s\) not found .*tiny0"):
+        discover_cases([tmp_path / "data"])
+
+
+def test_a_labelled_frame_outside_the_cine_is_one_line_not_an_index_error(tmp_path):
+    import h5py
+
+    from cinemri.data.seg import SegDataset
+
+    path = _h5_cases(tmp_path / "data", 1)[0]
+    with h5py.File(path, "r+") as f:
+        f.attrs["labelled_frames"] = [0, 7]  # of 3 frames
+    with pytest.raises(ValueError, match=r"tiny0\.h5: labelled frame\(s\) \[7\]"):
+        SegDataset([path])

@@ -33,10 +33,20 @@ class CaseRef:
     role: str | None = None
 
 
-def _case_format(path: Path) -> str | None:
+_CASE_SUFFIXES = (".h5", ".hdf5")  # in a source folder, files with these names must be readable cases
+
+
+def _case_format(path: Path, strict: bool = False) -> str | None:
+    """The format of a case at ``path``, or None when it is none of CASE_FORMATS.
+
+    strict: re-raise the reader's ValueError for a file named like a case (``.h5``) that
+    cannot be read (truncated, damaged), instead of treating it as "not a case".
+    """
     try:
         fmt = detect_format(path)
     except ValueError:
+        if strict and path.is_file() and path.suffix.lower() in _CASE_SUFFIXES:
+            raise
         return None
     return fmt if fmt in CASE_FORMATS else None
 
@@ -57,7 +67,9 @@ def discover_cases(sources: list[str | Path]) -> list[CaseRef]:
     """Every case under ``sources`` (see the module docstring), in a stable order.
 
     Raises:
-        ValueError: a source that does not exist or holds no readable case (named).
+        ValueError: a source that does not exist or holds no readable case, a case file
+            (``.h5``) in a source folder that cannot be read, or a train/val case named in the
+            folder's split.json that is not there (each named, with the count).
     """
     found: list[CaseRef] = []
     for source in sources:
@@ -72,11 +84,24 @@ def discover_cases(sources: list[str | Path]) -> list[CaseRef]:
             raise ValueError(f"data source {path} is not a case of a supported format ({', '.join(CASE_FORMATS)})")
         roles = _split_roles(path)
         before = len(found)
+        unreadable: list[str] = []
         for child in sorted(path.iterdir()):
-            fmt = _case_format(child)
+            try:
+                fmt = _case_format(child, strict=True)
+            except ValueError as err:
+                unreadable.append(str(err))
+                continue
             if fmt is not None and not (fmt == "acdc" and child.is_file()):
                 ref = _describe(child, fmt, None)
                 found.append(replace(ref, role=roles.get(ref.name)))
+        if unreadable:
+            raise ValueError(f"data source {path}: {len(unreadable)} case file(s) cannot be read, first: "
+                             f"{unreadable[0]} (repair or remove them; cases are never silently dropped)")
+        named = {ref.name for ref in found[before:]}
+        absent = sorted(name for name, role in roles.items() if role in ("train", "val") and name not in named)
+        if absent:
+            raise ValueError(f"data source {path}: split.json lists {len(absent)} train/val case(s) not found in "
+                             f"the folder, first: {absent[:3]}")
         if len(found) == before:
             raise ValueError(f"data source {path} holds no case of a supported format ({', '.join(CASE_FORMATS)})")
     names = [ref.name for ref in found]

@@ -10,7 +10,7 @@ import numpy as np
 from cinemri.case import Case
 from cinemri.clinical import compute_indices
 from cinemri.io.acdc import is_acdc_folder, read_acdc
-from cinemri.io.case_h5 import is_case_file, read_case
+from cinemri.io.case_h5 import case_header, is_case_file, read_case
 from cinemri.io.cmrxrecon import _KSPACE_RE, _MASK_RE, load_mat_variables, mask_to_ours, read_cmrxrecon
 from cinemri.io.dicom import is_dicom_file, is_dicom_folder, read_dicom
 from cinemri.io.mnms import mnms_layout, read_mnms
@@ -24,8 +24,10 @@ def detect_format(path: str | os.PathLike) -> str:
     path = Path(path)
     if not path.exists():
         raise ValueError(f"{path}: no such file or folder")
-    if path.is_file() and path.suffix.lower() in (".h5", ".hdf5") and is_case_file(path):
-        return "cinemri-case"
+    if path.is_file() and path.suffix.lower() in (".h5", ".hdf5"):
+        if is_case_file(path):
+            return "cinemri-case"
+        case_header(path)  # raises naming what is wrong: truncated or damaged HDF5, or another HDF5 file
     if path.is_file() and path.suffix.lower() == ".mat":
         names = list(load_mat_variables(path))
         if any(_KSPACE_RE.match(n) for n in names):
