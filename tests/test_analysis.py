@@ -189,9 +189,12 @@ def test_analyze_end_to_end_on_a_tiny_phantom_case(setup, tmp_path):
     s, t, h, w = case.image.shape
     assert labels_img.shape == (h, w, s, t)
     np.testing.assert_allclose(labels_img.affine, case.affine if case.affine is not None else labels_img.affine)
-    for key in ("montage", "cine_gif", "volume_curves", "report"):
+    for key in ("montage", "cine_gif", "volume_curves", "report", "recon_panel"):
         assert (out / on_disk["files"][key]).stat().st_size > 1000
-    assert "<html" in (out / "report.html").read_text().lower()
+    page = (out / "report.html").read_text()
+    assert "<html" in page.lower() and "<h2>Reconstruction</h2>" in page  # reference, zero-filled, model, errors
+    ed_es = on_disk["ed_es"]
+    assert ed_es["frame_numbering"] == "0-based" and ed_es["es_frame_number"] == ed_es["es_frame"]
 
 
 def test_cli_analyze_prints_indices_and_rejects_bad_input(setup, tmp_path, capsys):
@@ -292,3 +295,126 @@ def test_analyze_rejects_a_single_frame_before_any_work(tmp_path):
     path = write_case(one, tmp_path / "still.h5")
     with pytest.raises(ValueError, match="still.h5: 1 frame"):
         analyze(path, tmp_path / "out", seg_checkpoint=tmp_path / "never_read.pt")
+
+
+# ------------------------------------------------------------------- output folder, failures, progress
+
+
+def _still_images_case(tmp_path: Path) -> Path:
+    from cinemri.io import write_case
+
+    image = np.random.default_rng(0).random((2, 4, 24, 24)).astype(np.complex64)  # images only, 4 frames
+    return write_case(Case(name="imgs", spacing=(8.0, 1.5, 1.5), image=image), tmp_path / "imgs.h5")
+
+
+def test_out_is_checked_before_the_input_is_read(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(ValueError, match="--out .*afile: is a file, not a folder"):
+        analyze(tmp_path / "absent_input.h5", afile, seg_checkpoint=tmp_path / "never_read.pt")
+    with pytest.raises(ValueError, match="afile is a file, not a folder"):
+        analyze(tmp_path / "absent_input.h5", afile / "sub", seg_checkpoint=tmp_path / "never_read.pt")
+
+
+def test_a_read_only_out_is_found_before_any_work(tmp_path, monkeypatch):
+    import errno
+
+    import cinemri.files
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(cinemri.files.tempfile, "mkstemp", read_only)
+    with pytest.raises(OSError, match="--out .*out: cannot write in .*Read-only"):
+        analyze(tmp_path / "absent_input.h5", tmp_path / "out", seg_checkpoint=tmp_path / "never_read.pt")
+
+
+def test_early_errors_leave_no_folder_behind(tmp_path):
+    out = tmp_path / "a" / "b" / "out"
+    for bad_input in (tmp_path / "absent.h5", _still_images_case(tmp_path)):
+        with pytest.raises(ValueError):
+            analyze(bad_input, out, seg_checkpoint=tmp_path / "absent.pt")  # bad input, then bad checkpoint
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["imgs.h5"]  # no out, no parents, no staging folder
+
+
+def _fake_segmenter(monkeypatch, labels_of):
+    import cinemri.analysis.pipeline as pipeline
+    from cinemri.experiments.seg_infer import Segmentation
+
+    monkeypatch.setattr(pipeline, "load_segmenter", lambda path, device: (None, None))
+    monkeypatch.setattr(pipeline, "segment", lambda case, model, cfg, options: (
+        Segmentation(labels_of(case.image.shape), 0.9), 0.0))
+
+
+def _disc_segmentation(shape) -> np.ndarray:
+    labels = np.zeros(shape, np.uint8)
+    yy, xx = np.mgrid[:shape[2], :shape[3]]
+    for t in range(shape[1]):
+        r = 7 - t % 3
+        labels[:, t][:, (yy - 12) ** 2 + (xx - 12) ** 2 < (r + 2) ** 2] = 2
+        labels[:, t][:, (yy - 12) ** 2 + (xx - 12) ** 2 < r ** 2] = 3
+        labels[:, t, 2:6, 2:8] = 1
+    return labels
+
+
+def test_no_heart_found_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    from cinemri.analysis.pipeline import NoHeartFoundError
+
+    case = _still_images_case(tmp_path)
+    _fake_segmenter(monkeypatch, lambda shape: np.zeros(shape, np.uint8))
+    with pytest.raises(NoHeartFoundError, match="imgs.h5: no heart found"):
+        analyze(case, tmp_path / "out", seg_checkpoint=case)
+
+    def one_lv_voxel(shape):
+        labels = np.zeros(shape, np.uint8)
+        labels[:, :, 0, 0] = 3
+        return labels
+
+    _fake_segmenter(monkeypatch, one_lv_voxel)
+    assert main(["analyze", str(case), "--out", str(tmp_path / "out"), "--seg-checkpoint", str(case)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1].startswith("cinemri: error: ") and "no heart found" in lines[-1]  # not volumes of 0.04 ml
+    assert all(line.startswith("cinemri: ") for line in lines)  # progress lines, then one error line
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_rerun_leaves_the_previous_run_as_it_was(tmp_path, monkeypatch):
+    import cinemri.io
+
+    case = _still_images_case(tmp_path)
+    out = tmp_path / "out"
+    _fake_segmenter(monkeypatch, _disc_segmentation)
+    first = analyze(case, out, seg_checkpoint=case)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert {"results.json", "report.html", "imgs_seg.nii.gz", "imgs_montage.png"} <= set(before)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cinemri.io, "write_labels_nifti", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        analyze(case, out, seg_checkpoint=case, options=AnalyzeOptions(seed=3))
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # not a mix of two runs
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # staging folder removed
+    monkeypatch.undo()
+    _fake_segmenter(monkeypatch, _disc_segmentation)
+    second = analyze(case, out, seg_checkpoint=case, options=AnalyzeOptions(figures=False))
+    assert sorted(p.name for p in out.iterdir()) == ["imgs_seg.nii.gz", "results.json"]  # old figures removed
+    assert second["indices"] == first["indices"]
+
+
+def test_cli_analyze_reports_progress_per_slice_on_stderr(setup, tmp_path, capsys):
+    code = main(["analyze", str(setup["case"]), "--out", str(tmp_path / "cs"), "--recon", "cs",
+                 "--seg-checkpoint", str(setup["seg"]), "--no-figures"])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "cinemri: reconstructing slice 1/3 (cs)" in err and "cinemri: reconstructing slice 3/3 (cs)" in err
+    assert "cinemri: segmenting 3 slices x 6 frames" in err
+
+
+def test_analyze_says_frames_in_the_inputs_own_numbering():
+    from cinemri.cli.analyze_command import _frames
+
+    acdc = {"ed_frame": 0, "es_frame": 1, "source": "file", "frame_numbering": "Info.cfg numbering, 1-based",
+            "ed_frame_number": 1, "es_frame_number": 12}  # patient001 without its 4D file: indices 0, 1
+    assert _frames(acdc) == "ED frame 1, ES frame 12 (Info.cfg numbering, 1-based; file)"  # was "ES frame 1"

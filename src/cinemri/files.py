@@ -13,11 +13,16 @@ Every output (cases, checkpoints, NIfTI label maps, JSON/CSV results, figures) g
 - the file gets the permissions of an ordinary new file, ``0o666`` less the process umask
   (0644 under the usual umask 022), so others can read what was written, as with any tool
   that simply creates files.
+
+Output folders: :func:`check_output_dir` is the one check every command that writes a
+folder runs before any work (not a file, writable); :class:`StagedOutputDir` fills a run's
+folder out of sight and publishes it only when complete (``cinemri analyze``).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -93,3 +98,105 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# ------------------------------------------------------------------------- output folders
+
+
+def check_output_dir(path: str | os.PathLike, what: str = "--out") -> Path:
+    """``path`` as a Path after checking, before any work, that a folder can be written there.
+
+    The one check every command that writes a folder runs first: ``path`` must not be a file
+    (or a link to one), and the folder itself when it exists, else its nearest existing
+    ancestor, must be a folder where a file can be created (probed by creating and removing
+    a hidden empty file, so read-only mounts and permissions are found, not guessed).
+    Nothing is created: the caller creates the folder once its inputs are known to be good.
+
+    what: how messages name the argument ("--out", "train.out_dir").
+    Raises ValueError naming ``what`` and the path when it is a file or its nearest existing
+    ancestor is not a folder; OSError naming them when nothing can be written there.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{what} {path}: is a file, not a folder")
+    if path.is_symlink() and not path.exists():
+        raise ValueError(f"{what} {path}: is a dangling symbolic link")
+    existing = path
+    while not existing.exists():
+        if existing.is_symlink():
+            raise ValueError(f"{what} {path}: {existing} is a dangling symbolic link")
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{what} {path}: {existing} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".cinemri-write-test.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise OSError(err.errno, f"{what} {path}: cannot write in {existing} ({err.strerror or err})") from err
+    return path
+
+
+class StagedOutputDir:
+    """A run's output folder, filled out of sight and published only when complete.
+
+    ``with StagedOutputDir(out) as stage:`` gives ``stage.path``, a fresh hidden folder
+    ``.<out name>.<random>.partial`` beside ``out`` (in its nearest existing ancestor, so
+    on the same file system); nothing at ``out`` is touched while the run writes there.
+    When the block ends normally, :meth:`publish` moves the files into ``out``: a new folder
+    is renamed into place in one step; into an existing folder, ``index`` (the file that
+    describes the run, e.g. ``results.json``) is removed first, every new file replaces its
+    namesake (each an atomic rename), files of the previous run listed in ``stale`` are
+    removed, and ``index`` is moved in last -- so ``index`` present means one complete run.
+    When the block raises (an error, Ctrl-C), the staging folder is removed and ``out`` is
+    left exactly as it was: a failed run never leaves a half-written or mixed folder.
+    """
+
+    def __init__(self, out: str | os.PathLike, index: str, what: str = "--out") -> None:
+        self.out = check_output_dir(out, what)
+        self.index = index
+        self.what = what
+        self.path: Path | None = None
+        self.stale: list[str] = []  # file names of the previous run to remove on publish
+
+    def __enter__(self) -> StagedOutputDir:
+        anchor = self.out.parent
+        while not anchor.exists():
+            anchor = anchor.parent
+        try:
+            self.path = Path(tempfile.mkdtemp(dir=anchor, prefix=f".{self.out.name}.", suffix=".partial"))
+            os.chmod(self.path, 0o777 & ~current_umask())  # mkdtemp creates 0700
+        except OSError as err:
+            raise OSError(err.errno, f"{self.what} {self.out}: cannot write ({err.strerror or err})") from err
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        try:
+            if kind is None:
+                self.publish()
+        finally:
+            if self.path is not None and self.path.exists():
+                shutil.rmtree(self.path, ignore_errors=True)
+
+    def publish(self) -> None:
+        """Move the staged files into ``out`` (see the class docstring)."""
+        assert self.path is not None
+        try:
+            if not self.out.exists():
+                self.out.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(self.path, self.out)  # one rename (same file system: staged in an ancestor)
+                return
+            index = self.out / self.index
+            index.unlink(missing_ok=True)  # from here on the folder reads as incomplete
+            names = sorted(p.name for p in self.path.iterdir())
+            for name in names:
+                if name != self.index:
+                    os.replace(self.path / name, self.out / name)
+            for name in self.stale:
+                if name not in names and Path(name).name == name:
+                    (self.out / name).unlink(missing_ok=True)
+            if (self.path / self.index).exists():
+                os.replace(self.path / self.index, index)
+        except OSError as err:
+            raise OSError(err.errno, f"{self.what} {self.out}: cannot move the results into place "
+                                     f"({err.strerror or err})") from err

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from cinemri.case import Case
 from cinemri.clinical import INDEX_KEYS, LV, MYO, RV, compute_indices, detect_ed_es, volume_curves_ml
 from cinemri.experiments.recon import load_reconstructor
 from cinemri.experiments.seg_infer import Segmentation, load_segmenter, read_input, segment_case
+from cinemri.files import StagedOutputDir, check_output_dir
 from cinemri.metrics import nmse, psnr, segmentation_scores, ssim
 from cinemri.plausibility import check_confidence, check_enclosure, check_indices, check_myocardium
 from cinemri.report._display import atomic_write
@@ -223,23 +225,67 @@ def write_json(data: dict[str, Any], path: Path) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
+class NoHeartFoundError(ValueError):
+    """The segmentation holds no heart: no frame has an LV cavity of at least
+    :data:`MIN_HEART_LV_ML` with myocardium around it. No volumes are reported."""
+
+
+MIN_HEART_LV_ML = 1.0  # an LV cavity below this in every frame is no heart (a neonate's holds ~5 ml)
+
+
+def check_heart_found(labels: np.ndarray, case: Case) -> None:
+    """NoHeartFoundError naming the input unless some frame of ``labels`` (S, T, H, W) holds
+    an LV cavity of at least MIN_HEART_LV_ML ml and some myocardium."""
+    curves = volume_curves_ml(labels, case.spacing)
+    heart = (curves[LV] >= MIN_HEART_LV_ML) & (curves[MYO] > 0)  # (T,)
+    if not heart.any():
+        raise NoHeartFoundError(
+            f"{case.source or case.name}: no heart found: no frame of the segmentation holds an LV cavity of "
+            f"at least {MIN_HEART_LV_ML:g} ml with myocardium (largest LV {float(curves[LV].max()):.2g} ml); "
+            "no volumes are reported (not a short-axis cardiac cine, or a checkpoint trained on other data?)")
+
+
+def _frame_entries(case: Case, ed_es: dict[str, Any]) -> dict[str, Any]:
+    """ED/ES (chosen and detected) in the input's own numbering, for results.json's "ed_es"
+    (the ``*_frame`` keys stay 0-based indices; see docs/analyze.md)."""
+    out: dict[str, Any] = {"frame_numbering": case.numbering()}
+    for key in ("ed_frame", "es_frame", "detected_ed_frame", "detected_es_frame"):
+        out[f"{key}_number"] = case.frame_number(int(ed_es[key]))
+    return out
+
+
 def analyze(input_path: str | os.PathLike, out_dir: str | os.PathLike, *,
             recon_checkpoint: str | os.PathLike | None = None, seg_checkpoint: str | os.PathLike | None = None,
-            options: AnalyzeOptions = AnalyzeOptions()) -> dict[str, Any]:
+            options: AnalyzeOptions = AnalyzeOptions(),
+            progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the whole chain on one input and write everything into ``out_dir``.
 
     input_path: a cinemri case (.h5), a CMRxRecon .mat, an ACDC patient folder, an M&Ms
-    case or a NIfTI image. Checkpoints default to the bundled phantom weights
-    (:mod:`cinemri.analysis.weights`). Returns the results dict (also in results.json).
+    case, a DICOM cine folder or a NIfTI cine. Checkpoints default to the bundled phantom
+    weights (:mod:`cinemri.analysis.weights`). Returns the results dict (also in results.json).
+    progress: called with one line per step (and per reconstructed slice), for a log; None: silent.
+
+    Order: ``out_dir`` is checked first (not a file, writable:
+    :func:`cinemri.files.check_output_dir`), then the input is read and validated and the
+    checkpoints are loaded -- all before anything is created. The files are written into a
+    hidden staging folder beside ``out_dir`` and moved into it only when all are written
+    (:class:`cinemri.files.StagedOutputDir`): a failed run leaves ``out_dir`` as it was, and
+    ``results.json`` in it always belongs to one complete run.
 
     Raises:
-        ValueError: unreadable input or checkpoint, or a case whose indices cannot be computed.
+        ValueError: unreadable input or checkpoint, ``out_dir`` a file, a case whose indices
+            cannot be computed; :class:`NoHeartFoundError` when the segmentation holds no heart.
+        OSError: ``out_dir`` cannot be written (named).
     """
     from cinemri.io import write_labels_nifti
     from cinemri.report import cine_gif, slice_montage, volume_curves_figure, write_report
+    from cinemri.report.recon_figures import recon_comparison_figure
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    def step(message: str) -> None:
+        if progress is not None:
+            progress(message)
+
+    out = check_output_dir(out_dir)
     case = read_input(input_path)
     if case.num_frames < 2:
         raise ValueError(f"{input_path}: {case.num_frames} frame(s); ED and ES need a cine of at least 2 frames")
@@ -249,50 +295,91 @@ def analyze(input_path: str | os.PathLike, out_dir: str | os.PathLike, *,
     if kind != "images" and options.recon_method == "model":
         recon_path = resolve_checkpoint(recon_checkpoint, "recon")
         loaded = load_reconstructor(recon_path, options.device)
-    recon = reconstruct_case(case, options.recon_method, recon=loaded, acceleration=options.acceleration,
-                             undersample=options.undersample, seed=options.seed, pattern=options.pattern,
-                             cs_iters=options.cs_iters)
     seg_path = resolve_checkpoint(seg_checkpoint, "seg")
     seg_model, seg_cfg = load_segmenter(seg_path, options.device)
+    recon = reconstruct_case(case, options.recon_method, recon=loaded, acceleration=options.acceleration,
+                             undersample=options.undersample, seed=options.seed, pattern=options.pattern,
+                             cs_iters=options.cs_iters, progress=progress)
     image_case = with_image(case, recon.image)
+    s_count, t_count = case.num_slices, case.num_frames
+    step(f"segmenting {s_count} slices x {t_count} frames")
     segmentation, seg_seconds = segment(image_case, seg_model, seg_cfg, options)
     labels = segmentation.labels
+    check_heart_found(labels, case)
     summary, warnings = clinical_summary(labels, case, segmentation.confidence)
     ed, es = summary["ed_es"]["ed_frame"], summary["ed_es"]["es_frame"]
+    summary["ed_es"].update(_frame_entries(case, summary["ed_es"]))
     stem = case.name
     files = {"results": "results.json", "report": "report.html"}
-    files["labels_nifti"] = write_labels_nifti(labels, out / f"{stem}_seg.nii.gz", reference=case).name
-    if options.figures:
-        shown = replace(image_case, labels=labels, ed_frame=ed, es_frame=es,
-                        labelled_frames=tuple(range(labels.shape[1])))
-        files["montage"] = slice_montage(shown, out / f"{stem}_montage.png", crop_to_heart=True).name
-        files["cine_gif"] = cine_gif(shown, out / f"{stem}_cine.gif").name
-        truth_curves = None
-        if case.labels is not None and len(case.labelled_frames) == case.num_frames:
-            truth_curves = volume_curves_ml(case.labels, case.spacing)
-        title = (f"{case.name}: LV EF {summary['indices']['lv_ef_pct']:.1f} %"
-                 + (" (dashed: ground truth)" if truth_curves is not None else ""))
-        files["volume_curves"] = volume_curves_figure(
-            {STRUCTURES[k]: np.asarray(v) for k, v in summary["volumes_ml"].items()}, ed, es,
-            out / f"{stem}_volumes.png", reference=truth_curves, title=title).name
-    results = {
-        "schema": SCHEMA,
-        "cinemri_version": __version__,
-        "case": {"name": case.name, "source": str(case.source or input_path), "group": case.group,
-                 "shape": list(labels.shape), "spacing_mm": [float(v) for v in case.spacing],
-                 "spacing_assumed": bool(case.spacing_assumed), "input": kind},
-        "reconstruction": {"method": recon.method, "acceleration": recon.acceleration, "seconds": recon.seconds,
-                           "checkpoint": str(recon_path) if recon_path is not None else None},
-        "segmentation": {"checkpoint": str(seg_path), "seconds": seg_seconds,
-                         "confidence": segmentation.confidence},
-        **summary,
-        "frames_segmented": list(range(labels.shape[1])),
-        "image_quality": image_quality(recon),
-        "ground_truth": compare_with_truth(labels, case, ed, es),
-        "warnings": warnings,
-        "files": files,
-    }
-    write_json(results, out / "results.json")
-    if options.figures:
-        write_report(_json_safe(results), out / "report.html")
+    quality = image_quality(recon)
+    previous = _previous_files(out)
+    with StagedOutputDir(out, index="results.json") as stage:
+        work = stage.path
+        step(f"writing label maps{', figures and report' if options.figures else ''}")
+        files["labels_nifti"] = write_labels_nifti(labels, work / f"{stem}_seg.nii.gz", reference=case).name
+        if options.figures:
+            shown = replace(image_case, labels=labels, ed_frame=ed, es_frame=es,
+                            labelled_frames=tuple(range(labels.shape[1])))
+            files["montage"] = slice_montage(shown, work / f"{stem}_montage.png", crop_to_heart=True,
+                                             contours="predicted").name
+            files["cine_gif"] = cine_gif(shown, work / f"{stem}_cine.gif").name
+            truth_curves = None
+            if case.labels is not None and len(case.labelled_frames) == case.num_frames:
+                truth_curves = volume_curves_ml(case.labels, case.spacing)
+            title = (f"{case.name}: LV EF {summary['indices']['lv_ef_pct']:.1f} %"
+                     + (" (dashed: ground truth)" if truth_curves is not None else ""))
+            files["volume_curves"] = volume_curves_figure(
+                {STRUCTURES[k]: np.asarray(v) for k, v in summary["volumes_ml"].items()}, ed, es,
+                work / f"{stem}_volumes.png", reference=truth_curves, title=title,
+                frame_number=case.frame_number, numbering=case.numbering()).name
+            if quality is not None and recon.zero_filled is not None:
+                files["recon_panel"] = _recon_panel(recon, shown, ed, es, quality,
+                                                    work / f"{stem}_recon.png", recon_comparison_figure).name
+        results = {
+            "schema": SCHEMA,
+            "cinemri_version": __version__,
+            "case": {"name": case.name, "source": str(case.source or input_path), "group": case.group,
+                     "shape": list(labels.shape), "spacing_mm": [float(v) for v in case.spacing],
+                     "spacing_assumed": bool(case.spacing_assumed), "input": kind},
+            "reconstruction": {"method": recon.method, "acceleration": recon.acceleration,
+                               "seconds": recon.seconds,
+                               "checkpoint": str(recon_path) if recon_path is not None else None},
+            "segmentation": {"checkpoint": str(seg_path), "seconds": seg_seconds,
+                             "confidence": segmentation.confidence},
+            **summary,
+            "frames_segmented": list(range(labels.shape[1])),
+            "image_quality": quality,
+            "ground_truth": compare_with_truth(labels, case, ed, es),
+            "warnings": warnings,
+            "files": files,
+        }
+        if options.figures:
+            write_report(_json_safe(results), work / "report.html")
+        write_json(results, work / "results.json")
+        stage.stale = previous  # files of an earlier run in out_dir that this run does not write again
     return _json_safe(results)
+
+
+def _previous_files(out: Path) -> list[str]:
+    """File names listed in the "files" of a results.json already in ``out`` (a previous run)."""
+    try:
+        listed = json.loads((out / "results.json").read_text()).get("files", {})
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [v for v in listed.values() if isinstance(v, str) and v and Path(v).name == v] \
+        if isinstance(listed, dict) else []
+
+
+def _recon_panel(recon: Reconstruction, shown: Case, ed: int, es: int, quality: dict, path: Path,
+                 draw: Callable) -> Path:
+    """Reference, zero-filled, reconstruction and error maps at ED and ES of the mid-ventricular slice."""
+    from cinemri.report._display import mid_ventricular_slice
+
+    s = mid_ventricular_slice(shown)
+    methods = {"zero-filled": recon.zero_filled[s], recon.method: recon.image[s]}
+    scores = {"zero-filled": quality.get("zero_filled"), recon.method: quality.get(recon.method)}
+    text = {name: f"PSNR {q['psnr_db']:.1f} dB, SSIM {q['ssim']:.3f}" for name, q in scores.items() if q}
+    frames = {f"ED frame {shown.frame_number(ed)}": ed, f"ES frame {shown.frame_number(es)}": es}
+    title = (f"{shown.name}, slice {s}: fully sampled reference, zero filling and {recon.method} at "
+             f"R={recon.acceleration:.1f} (frames {shown.numbering()}; scores over the whole case)")
+    return draw(recon.reference[s], methods, frames, path, title=title, scores=text)

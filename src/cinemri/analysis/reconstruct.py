@@ -18,6 +18,7 @@ image, noise included) comes back when it exists, so image quality can be scored
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -67,11 +68,14 @@ def is_undersampled(case: Case) -> bool:
 
 @torch.no_grad()
 def _run(method: str, samples: list[ReconSample], recon: LoadedReconstructor | None,
-         cs_iters: int) -> tuple[np.ndarray, np.ndarray]:
-    """(image, zero-filled), each (S, T, H, W) complex64 in input units, slice by slice."""
+         cs_iters: int, progress: Callable[[str], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(image, zero-filled), each (S, T, H, W) complex64 in input units, slice by slice;
+    ``progress("reconstructing slice s/S (method)")`` before each slice."""
     images, zfs = [], []
     device = next(recon.model.parameters()).device if method == "model" else torch.device("cpu")
-    for sample in samples:
+    for index, sample in enumerate(samples):
+        if progress is not None and method != "zero_filled":
+            progress(f"reconstructing slice {index + 1}/{len(samples)} ({method})")
         batch = collate_recon([sample]).to(device)
         zf = zero_filled(batch.kspace, batch.mask, batch.maps)  # (1, T, H, W)
         if method == "model":
@@ -87,8 +91,12 @@ def _run(method: str, samples: list[ReconSample], recon: LoadedReconstructor | N
 
 def reconstruct_case(case: Case, method: Method = "model", *, recon: LoadedReconstructor | None = None,
                      acceleration: float = 5.0, undersample: bool = True, seed: int = 0,
-                     pattern: str = "vd_random", center_lines: int = 8, cs_iters: int = 50) -> Reconstruction:
+                     pattern: str = "vd_random", center_lines: int = 8, cs_iters: int = 50,
+                     progress: Callable[[str], None] | None = None) -> Reconstruction:
     """The cine images of ``case`` (see the module docstring).
+
+    progress: called with one line before each slice is reconstructed ("reconstructing
+    slice 3/10 (cs)"), so long reconstructions show that they move; None: silent.
 
     Raises:
         ValueError: unknown ``method``, "model" without ``recon``, a case with nothing to
@@ -121,7 +129,7 @@ def reconstruct_case(case: Case, method: Method = "model", *, recon: LoadedRecon
         if not undersample:
             return Reconstruction(image=reference, reference=reference, zero_filled=reference, masks=None,
                                   method="fully_sampled", acceleration=1.0, seconds=time.perf_counter() - start)
-    image, zf = _run(method, samples, recon, cs_iters)
+    image, zf = _run(method, samples, recon, cs_iters, progress)
     achieved = float(np.mean([achieved_acceleration(torch.from_numpy(m)) for m in masks]))
     return Reconstruction(image=image, reference=reference, zero_filled=zf, masks=masks, method=method,
                           acceleration=achieved, seconds=time.perf_counter() - start)

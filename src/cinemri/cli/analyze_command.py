@@ -65,12 +65,27 @@ def _run_analyze(args) -> None:
                              flip_tta=args.flip_tta, postprocess=args.postprocess, device=args.device,
                              figures=not args.no_figures)
     results = analyze(args.input, args.out, recon_checkpoint=args.recon_checkpoint,
-                      seg_checkpoint=args.seg_checkpoint, options=options)
+                      seg_checkpoint=args.seg_checkpoint, options=options, progress=progress_line)
     print(summary_text(results, args.out))
+
+
+def progress_line(message: str) -> None:
+    """One line per step on stderr, flushed: progress shows in logs and pipes, not only on a terminal."""
+    import sys
+
+    print(f"cinemri: {message}", file=sys.stderr, flush=True)
 
 
 def _fmt(value, digits: int = 1) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _frames(ed_es: dict) -> str:
+    """"ED frame 1, ES frame 12 (Info.cfg numbering, 1-based; from the file)": the input's own numbers."""
+    if "ed_frame_number" in ed_es:
+        return (f"ED frame {ed_es['ed_frame_number']}, ES frame {ed_es['es_frame_number']} "
+                f"({ed_es['frame_numbering']}; {ed_es['source']})")
+    return f"ED frame {ed_es['ed_frame']}, ES frame {ed_es['es_frame']} (0-based; {ed_es['source']})"
 
 
 def summary_text(results: dict, out: Path) -> str:
@@ -78,7 +93,7 @@ def summary_text(results: dict, out: Path) -> str:
     rec, idx = results["reconstruction"], results["indices"]
     lines = [f"case {results['case']['name']} ({results['case']['input']}): reconstruction {rec['method']}"
              + (f" at R={rec['acceleration']:.2f}" if rec["acceleration"] else "")
-             + f", ED frame {idx['ed_frame']}, ES frame {idx['es_frame']} ({results['ed_es']['source']})"]
+             + f", {_frames(results['ed_es'])}"]
     truth = (results.get("ground_truth") or {}).get("indices", {})
     for key, label, unit, digits in (("lv_edv_ml", "LV EDV", "ml", 0), ("lv_esv_ml", "LV ESV", "ml", 0),
                                      ("lv_ef_pct", "LV EF", "%", 1), ("rv_ef_pct", "RV EF", "%", 1),
