@@ -321,3 +321,72 @@ def test_backend_untouched_and_real_or_synthetic_case(tmp_path):
     for colour in STYLE.label_colours().values():
         assert colour_pixels(rgb, colour, tol=25).sum() > 50
     assert matplotlib.rcParams["backend"] == backend
+
+
+# ------------------------------------------------------------------ orientation, titles, crop
+
+
+def _heart_case(rv_right: bool = False, affine=None, name: str = "c") -> Case:
+    """One slice, 3 frames of 40x40: LV disc in the middle, RV blob to its left (or right) in W."""
+    image = np.random.default_rng(0).random((1, 3, 40, 40)).astype(np.complex64) + 0.5
+    labels = np.zeros((1, 3, 40, 40), np.uint8)
+    yy, xx = np.mgrid[:40, :40]
+    labels[0, :, (yy - 20) ** 2 + (xx - 20) ** 2 < 36] = 3
+    rv_x = 32 if rv_right else 8
+    labels[0, :, (yy - 20) ** 2 + (xx - rv_x) ** 2 < 16] = 1
+    return Case(name=name, spacing=(8.0, 1.5, 1.5), image=image, labels=labels, ed_frame=0, es_frame=2,
+                labelled_frames=(0, 1, 2), affine=affine)
+
+
+def test_short_axis_view_puts_the_rv_on_the_viewers_left():
+    from cinemri.report._display import display_orientation
+
+    assert not display_orientation(_heart_case(rv_right=False)).flip_cols  # already on the left
+    turned = display_orientation(_heart_case(rv_right=True))
+    assert turned.flip_cols and not turned.transpose and "RV on the viewer's left" in turned.how
+    shown = turned.apply(_heart_case(rv_right=True).labels[0, 0])
+    assert np.argwhere(shown == RV)[:, 1].mean() < np.argwhere(shown == LV)[:, 1].mean()
+    # with an affine: rows (H) run posterior, columns (W) run to the patient's right (RAS +x)
+    affine = np.array([[0, 1.5, 0, 0], [-1.5, 0, 0, 0], [0, 0, 8.0, 0], [0, 0, 0, 1]])
+    by_affine = display_orientation(_heart_case(affine=affine))
+    assert (by_affine.transpose, by_affine.flip_rows, by_affine.flip_cols) == (False, False, True)
+    assert "from the affine" in by_affine.how
+    plain = display_orientation(Case(name="x", spacing=(8.0, 1.5, 1.5), image=np.ones((1, 2, 8, 8), np.complex64)))
+    assert (plain.transpose, plain.flip_rows, plain.flip_cols) == (False, False, False) and "as stored" in plain.how
+
+
+def test_narrow_montage_keeps_its_whole_title(tmp_path):
+    case = _heart_case(name="a_case_with_a_rather_long_name_from_a_hospital_export_series_0042")
+    path = slice_montage(case, tmp_path / "m.png")
+    width_px = Image.open(path).size[0]
+    title_px = len(f"{case.name} (image); contours: ground truth") * 0.075 * 150
+    assert width_px >= title_px  # was two 2.2-inch panels: 660 px for a 900 px title
+
+
+def test_crop_to_heart_without_labels_says_so(tmp_path, capsys):
+    from cinemri.cli import main
+    from cinemri.io import write_case
+
+    case = _heart_case()
+    path = write_case(Case(name="nolabels", spacing=case.spacing, image=case.image), tmp_path / "n.h5")
+    assert main(["show", str(path), "--out", str(tmp_path / "fig"), "--crop-to-heart"]) == 0
+    err = capsys.readouterr().err
+    assert "--crop-to-heart needs labels" in err and "n.h5" in err
+
+
+def test_montage_titles_name_ground_truth_and_frames_in_the_inputs_numbering(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    titles, texts = [], []
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_title", lambda self, t, *a, **k: titles.append(t))
+    original = matplotlib.figure.Figure.text
+    monkeypatch.setattr(matplotlib.figure.Figure, "text",
+                        lambda self, x, y, s, *a, **k: (texts.append(s), original(self, x, y, s, *a, **k))[1])
+    case = _heart_case()
+    acdc_like = Case(**{**case.__dict__, "frame_base": 1, "frame_numbering": "Info.cfg numbering, 1-based"})
+    slice_montage(acdc_like, tmp_path / "m.png")
+    assert "slice 0 · ES frame 3" in titles  # index 2, Info.cfg's 3
+    assert "contours: ground truth" in texts[0] and "frames: Info.cfg numbering, 1-based" in texts[0]
+    texts.clear()
+    slice_montage(case, tmp_path / "p.png", contours="predicted")
+    assert "contours: predicted" in texts[0]

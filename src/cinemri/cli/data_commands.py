@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from cinemri.cli.options import add_dataclass_flags, collect_dataclass_flags
@@ -50,7 +51,8 @@ def register(subparsers, formatter) -> None:
     p.add_argument("case", type=Path, help="a case file or folder in any supported format (see `cinemri info`)")
     p.add_argument("--out", required=True, type=Path, help="output folder for the montage PNG and the cine GIF")
     p.add_argument("--crop-to-heart", action="store_true",
-                   help="crop the montage to the labelled heart (+20 mm), for full field-of-view data")
+                   help="crop the montage to the labelled heart (+20 mm), for full field-of-view data; "
+                        "needs labels (ground truth) in the input")
     p.set_defaults(run=_run_show)
 
     p = subparsers.add_parser(
@@ -82,7 +84,16 @@ def _run_show(args) -> None:
     from cinemri.io import read_any
     from cinemri.report import show_case
 
-    for path in show_case(read_any(args.case), args.out, crop_to_heart=args.crop_to_heart):
+    from cinemri.files import check_output_dir
+    from cinemri.report._display import labelled_frames
+
+    check_output_dir(args.out)
+    case = read_any(args.case)
+    if args.crop_to_heart and not labelled_frames(case):
+        print(f"cinemri: note: --crop-to-heart needs labels and {args.case} has none; the montage shows the "
+              "whole field of view (run `cinemri analyze` for a montage cropped to the segmented heart)",
+              file=sys.stderr)
+    for path in show_case(case, args.out, crop_to_heart=args.crop_to_heart):
         print(path)
 
 

@@ -183,3 +183,73 @@ def heart_box(case: Case, frames: Sequence[int], margin_mm: float = 20.0) -> tup
     y0, y1 = max(0, int(np.floor(cy - hy))), min(h, int(np.ceil(cy + hy)))
     x0, x1 = max(0, int(np.floor(cx - hx))), min(w, int(np.ceil(cx + hx)))
     return y0, y1, x0, x1
+
+
+@dataclass(frozen=True)
+class Orientation:
+    """How (H, W) planes are turned for display: ``transpose`` first, then flips of the
+    displayed rows (``flip_rows``) and columns (``flip_cols``); ``how`` says what decided it."""
+
+    transpose: bool = False
+    flip_rows: bool = False
+    flip_cols: bool = False
+    how: str = "as stored (no affine or labels to orient by)"
+
+    def apply(self, planes: np.ndarray) -> np.ndarray:
+        """(..., H, W) -> (..., H', W') as displayed."""
+        out = np.swapaxes(planes, -1, -2) if self.transpose else planes
+        if self.flip_rows:
+            out = out[..., ::-1, :]
+        if self.flip_cols:
+            out = out[..., ::-1]
+        return np.ascontiguousarray(out)
+
+    def spacing(self, dy: float, dx: float) -> tuple[float, float]:
+        """(row, column) spacing in mm of the displayed planes."""
+        return (dx, dy) if self.transpose else (dy, dx)
+
+
+_OPS = [Orientation(t, r, c) for t in (False, True) for r in (False, True) for c in (False, True)]
+
+
+def _voxel_steps(op: Orientation) -> tuple[np.ndarray, np.ndarray]:
+    """(voxel (H, W) step of one displayed row down, of one displayed column right)."""
+    down, right = (np.array([0.0, 1.0]), np.array([1.0, 0.0])) if op.transpose else \
+        (np.array([1.0, 0.0]), np.array([0.0, 1.0]))
+    return (-down if op.flip_rows else down), (-right if op.flip_cols else right)
+
+
+def display_orientation(case: Case, frames: Sequence[int] = ()) -> Orientation:
+    """The radiological short-axis view of ``case``: RV on the viewer's left, anterior up.
+
+    With an affine (NIfTI, DICOM), the one of the 8 flips/transposes of the (H, W) grid
+    whose screen-right points most to the patient's left and screen-up most to anterior
+    (RAS world axes, as radiologists view short-axis stacks). Without one, from the labels of
+    ``frames`` (else any labelled frame): the RV centroid is put to the left of the LV's
+    (anterior-posterior stays unknown). Otherwise the planes are shown as stored.
+    """
+    if case.affine is not None and np.asarray(case.affine).shape == (4, 4):
+        axes = np.asarray(case.affine, dtype=np.float64)[:3, :2]  # world step of voxel H, W (RAS, mm)
+        axes = axes / np.maximum(np.linalg.norm(axes, axis=0), 1e-12)
+        left, anterior = np.array([-1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
+
+        def score(op: Orientation) -> float:
+            down, right = _voxel_steps(op)
+            return float((axes @ right) @ left - (axes @ down) @ anterior)
+
+        best = max(_OPS, key=score)
+        return Orientation(best.transpose, best.flip_rows, best.flip_cols,
+                           "radiological short-axis view from the affine: RV on the viewer's left, anterior up")
+    chosen = [f for f in (list(frames) or labelled_frames(case)) if case.labels is not None]
+    if chosen:
+        labels = case.labels[:, chosen]  # (S, F, H, W)
+        rv, lv = np.argwhere(labels == RV)[:, 2:], np.argwhere(labels == LV)[:, 2:]
+        if len(rv) and len(lv):
+            offset = rv.mean(axis=0) - lv.mean(axis=0)  # (dH, dW) from LV to RV in voxels
+            transpose = abs(offset[0]) * case.spacing[1] > abs(offset[1]) * case.spacing[2]
+            along_cols = offset[0] if transpose else offset[1]
+            return Orientation(transpose, False, bool(along_cols > 0),
+                               "short-axis view turned by the labels: RV on the viewer's left "
+                               "(no affine: anterior-posterior unknown)")
+    return Orientation()
+

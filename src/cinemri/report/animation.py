@@ -21,6 +21,7 @@ from cinemri.report._display import (
     STYLE,
     check_case,
     choose_frames,
+    display_orientation,
     labelled_frames,
     magnitude,
     mid_ventricular_slice,
@@ -109,8 +110,10 @@ def cine_gif(case: Case, out_path: str | os.PathLike, slice_index: int | None = 
     [0, 99.5th percentile of the slice's cine], upsampled bilinearly to square pixels of
     the size given by :func:`gif_size` (shorter side >= 256 px). On frames with labels the
     borders of RV, MYO (epicardium) and LV (endocardium) are drawn in their exact palette
-    colours with a small legend; every frame shows ``frame t/T-1`` (0-based), ED/ES when
-    known, and the slice index.
+    colours with a small legend; every frame shows its number in the input's own numbering
+    (:meth:`Case.frame_number`) over the last one, ED/ES when known, and the slice index.
+    Shown in the radiological short-axis view (RV on the viewer's left, see
+    :func:`~cinemri.report._display.display_orientation`).
 
     case: :class:`~cinemri.case.Case` with image (S, T, H, W) complex64 or kspace
         (S, C, T, H, W) complex64; labels (S, T, H, W) uint8 or None
@@ -134,9 +137,11 @@ def cine_gif(case: Case, out_path: str | os.PathLike, slice_index: int | None = 
     if not (np.isfinite(fps) and 0 < fps <= _MAX_FPS):
         raise ValueError(f"fps must be in (0, {_MAX_FPS:g}], got {fps!r}")
 
-    _, dy, dx = case.spacing
-    size_hw = gif_size(h, w, dy, dx)
-    cine = window(magnitude(case, [slice_index], range(t_count))[0])  # (T, H, W) in [0, 1]
+    orient = display_orientation(case)
+    dy, dx = orient.spacing(*case.spacing[1:])
+    cine = orient.apply(window(magnitude(case, [slice_index], range(t_count))[0]))  # (T, H', W') in [0, 1]
+    planes = orient.apply(case.labels[slice_index]) if case.labels is not None else None  # (T, H', W')
+    size_hw = gif_size(*cine.shape[-2:], dy, dx)
     thickness = max(1, round(min(size_hw) / 320))
     font_px = max(10, min(size_hw) // 22)
     font = _font(font_px)
@@ -145,6 +150,7 @@ def cine_gif(case: Case, out_path: str | os.PathLike, slice_index: int | None = 
     ed_es, names, _ = choose_frames(case, None)
     tags = {f: f"  {n}" for f, n in zip(ed_es, names) if n in ("ED", "ES")}
     palette = _palette()
+    last = case.frame_number(t_count - 1)
 
     frames = []
     for t in range(t_count):
@@ -153,14 +159,14 @@ def cine_gif(case: Case, out_path: str | os.PathLike, slice_index: int | None = 
         drawn = False
         if t in shown_labels:
             for label, pal_index in _LABEL_INDEX.items():
-                mask = structure_mask(case.labels[slice_index, t], label)
+                mask = structure_mask(planes[t], label)
                 if mask.any():
                     index[_border(mask, size_hw, thickness)] = pal_index
                     drawn = True
         frame = Image.fromarray(index, mode="P")
         frame.putpalette(palette)
         draw = ImageDraw.Draw(frame)
-        _text(draw, (margin, margin), f"frame {t}/{t_count - 1}{tags.get(t, '')}", _WHITE, font, "tl")
+        _text(draw, (margin, margin), f"frame {case.frame_number(t)}/{last}{tags.get(t, '')}", _WHITE, font, "tl")
         _text(draw, (size_hw[1] - margin, margin), f"slice {slice_index}", _WHITE, font, "tr")
         if drawn:
             x = margin

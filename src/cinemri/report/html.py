@@ -186,10 +186,15 @@ def _summary(results: Mapping) -> str:
         seg_text += f", {n_seg} frame{'s' if n_seg != 1 else ''} segmented"
     source = {"file": "given in the input file", "detected": "detected from the LV volume curve"}
     ed, es = ed_es.get("ed_frame"), ed_es.get("es_frame")
-    frames_text = f"ED frame {ed}, ES frame {es} ({source.get(ed_es.get('source'), ed_es.get('source'))})"
+    numbered = "ed_frame_number" in ed_es and "es_frame_number" in ed_es
+    key = "_number" if numbered else ""  # the input's own frame numbers when results carry them
+    numbering = f"{ed_es.get('frame_numbering')}; " if numbered else ""
+    frames_text = (f"ED frame {ed_es.get('ed_frame' + key)}, ES frame {ed_es.get('es_frame' + key)} "
+                   f"({numbering}{source.get(ed_es.get('source'), ed_es.get('source'))})")
     det = (ed_es.get("detected_ed_frame"), ed_es.get("detected_es_frame"))
     if ed_es.get("source") == "file" and None not in det and det != (ed, es):
-        frames_text += f"; detection would pick ED {det[0]}, ES {det[1]}"
+        frames_text += (f"; detection would pick ED {ed_es.get('detected_ed_frame' + key)}, "
+                        f"ES {ed_es.get('detected_es_frame' + key)}")
     shape = "×".join(str(n) for n in case.get("shape") or []) or MISSING
     spacing = " × ".join(_fmt(v, 2, "['case']['spacing_mm']") for v in case.get("spacing_mm") or [])
     geometry = f"{shape} (slices × frames × height × width), spacing {spacing or MISSING} mm (dz × dy × dx)"
@@ -326,6 +331,13 @@ def render_report(results: Mapping, folder: Path, out_path: Path | None = None) 
     ]
     if results["image_quality"] is not None:
         parts += ["<h2>Image quality</h2>", _quality_table(results["image_quality"])]
+    if files.get("recon_panel"):
+        parts += ["<h2>Reconstruction</h2>",
+                  _figure(_data_uri(Path(folder), files, "recon_panel", out_path),
+                          "Reference, zero-filled and reconstructed images with error maps at ED and ES",
+                          "One mid-ventricular slice at ED and ES: the fully sampled reference, zero filling "
+                          "and the reconstruction (top rows, same grey window), and their absolute errors "
+                          "against the reference, amplified as stated (bottom rows).")]
     parts += [
         "<footer>",
         f"Made by cinemri {_esc(results['cinemri_version'])} · results schema {_esc(results['schema'])} · "

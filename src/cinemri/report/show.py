@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cinemri.case import Case
 from cinemri.clinical import LV, compute_indices, detect_ed_es, volume_curves_ml
+from cinemri.files import check_output_dir
 from cinemri.report._display import check_case, labelled_frames
 from cinemri.report.animation import cine_gif
 from cinemri.report.figures import slice_montage, volume_curves_figure
@@ -25,7 +26,8 @@ def show_case(case: Case, out_dir: str | os.PathLike, *, crop_to_heart: bool = F
 
     case: :class:`~cinemri.case.Case` with image (S, T, H, W) complex64 or kspace
         (S, C, T, H, W) complex64; labels (S, T, H, W) uint8 or None
-    crop_to_heart: crop the montage to the labelled region (see :func:`slice_montage`)
+    crop_to_heart: crop the montage to the labelled region (see :func:`slice_montage`; the
+        montage says when there is nothing labelled to crop to)
     returns the written paths in that order
 
     The volume figure marks ``case.ed_frame``/``case.es_frame`` or, when unknown, the
@@ -33,9 +35,7 @@ def show_case(case: Case, out_dir: str | os.PathLike, *, crop_to_heart: bool = F
     Raises ValueError when the case has neither image nor k-space or its arrays disagree.
     """
     _, t_count, _, _ = check_case(case)
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"out_dir {str(out_dir)!r} exists and is not a folder")
+    out_dir = check_output_dir(out_dir, "out_dir")
     stem = _file_stem(case.name)
     paths = [slice_montage(case, out_dir / f"{stem}_montage.png", crop_to_heart=crop_to_heart),
              cine_gif(case, out_dir / f"{stem}_cine.gif")]
@@ -50,5 +50,6 @@ def show_case(case: Case, out_dir: str | os.PathLike, *, crop_to_heart: bool = F
             idx = compute_indices(case.labels, case.spacing, ed, es)
             title = (f"{case.name}: LV EDV {idx.lv_edv_ml:.0f} ml, ESV {idx.lv_esv_ml:.0f} ml, "
                      f"EF {idx.lv_ef_pct:.1f} %; RV EF {idx.rv_ef_pct:.1f} %")
-            paths.append(volume_curves_figure(curves, ed, es, out_dir / f"{stem}_volumes.png", title=title))
+            paths.append(volume_curves_figure(curves, ed, es, out_dir / f"{stem}_volumes.png", title=title,
+                                              frame_number=case.frame_number, numbering=case.numbering()))
     return paths
