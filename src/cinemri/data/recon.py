@@ -5,8 +5,13 @@ Per sample (see docs/data.md):
 1. Fully sampled multi-coil k-space y (C, T, H, W):
    - phantom cases (image + coil maps): y = F S x + n, n complex Gaussian with
      E|n|^2 = noise_std^2 per sample, seeded from (seed, case name, slice);
+   - magnitude cases (DICOM, NIfTI: image only) and, with ``simulation.replace_maps``,
+     phantom cases: smooth random phase, simulated coils and noise
+     (:mod:`cinemri.data.simulate`), drawn from (seed, case, slice, epoch);
    - k-space cases (CMRxRecon): the file's fully sampled k-space; coil maps from the file
      or estimated with :func:`cinemri.physics.estimate_coil_maps`.
+   With ``augment`` (training), the cine (image and maps, or coil images) is flipped,
+   rotated, reversed and shifted in time, windowed and cropped first, from the same seed.
 2. Optional crop of the coil images to ``crop`` (H, W) (removes readout oversampling).
 3. Optional single coil: y <- F(S^H F^H y) with maps of ones (C = 1).
 4. Target = S^H F^H y: what a fully sampled scan gives, noise included.
@@ -14,19 +19,26 @@ Per sample (see docs/data.md):
    ("fixed", for validation/test) or also from the epoch ("per_epoch", training).
 6. Optional normalisation: k-space and target multiplied by ``scale`` so that the
    zero-filled image's 99th-percentile magnitude is 1; divide outputs by ``scale`` to undo.
+7. Optional readout strip (``strip_rows``): a random window of rows along the fully sampled
+   readout H, exact for data consistency (:mod:`cinemri.data.strips`); the scale of step 6
+   is the whole image's.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from cinemri.case import Case
 from cinemri.data.cases import CaseSource, center_crop_or_pad, stable_seed
+from cinemri.data.simulate import (AugmentOptions, SimulationOptions, apply_spatial, apply_temporal,
+                                   draw_augmentation, simulate_acquisition)
+from cinemri.data.strips import image_strip, readout_strip
 from cinemri.masks import PATTERNS, cartesian_mask
 from cinemri.physics import estimate_coil_maps, fft2c, ifft2c, sense_adjoint, sense_forward
 
@@ -47,6 +59,9 @@ class ReconOptions:
     crop: tuple[int, int] | None = None  # (H, W) centre crop of the coil images
     calib_lines: int = 24  # centre lines used to estimate coil maps for k-space cases
     cache_cases: int = 2  # whole non-.h5 cases kept in memory per worker
+    simulation: SimulationOptions = field(default_factory=SimulationOptions)  # magnitude-only cases
+    augment: AugmentOptions = field(default_factory=AugmentOptions)  # off unless set (training)
+    strip_rows: int | None = None  # readout strip height, None = the whole image
 
     def __post_init__(self) -> None:
         if not self.acceleration >= 1:
@@ -57,6 +72,8 @@ class ReconOptions:
             raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {self.mask_mode!r}")
         if self.crop is not None and (len(self.crop) != 2 or min(self.crop) < 1):
             raise ValueError(f"crop must be (H, W) positive, got {self.crop!r}")
+        if self.strip_rows is not None and self.strip_rows < 1:
+            raise ValueError(f"strip_rows must be >= 1 or None, got {self.strip_rows!r}")
 
 
 @dataclass
@@ -93,14 +110,24 @@ class ReconBatch:
 
 
 def collate_recon(samples: list[ReconSample]) -> ReconBatch:
-    """Stack samples of equal shape into a :class:`ReconBatch`; ValueError if shapes differ."""
-    shapes = {tuple(s.kspace.shape) for s in samples}
+    """Stack samples into a :class:`ReconBatch`.
+
+    Samples with fewer coils than the batch's largest count get zero coils (zero maps and
+    zero k-space), which change nothing: a zero coil adds nothing to S^H, and DC leaves
+    it zero. ValueError if the (T, H, W) shapes differ.
+    """
+    shapes = {tuple(s.kspace.shape[1:]) for s in samples}
     if len(shapes) != 1:
-        raise ValueError(f"samples have different k-space shapes {sorted(shapes)}; set ReconOptions.crop "
-                         "or batch cases of one size")
+        raise ValueError(f"samples have different (T, H, W) k-space shapes {sorted(shapes)}; set ReconOptions.crop "
+                         "(or augment.crop / strip_rows) or batch cases of one size")
+    coils = max(s.kspace.shape[0] for s in samples)
+
+    def pad(x: Tensor) -> Tensor:  # (C, ...) -> (coils, ...)
+        return torch.cat([x, x.new_zeros(coils - x.shape[0], *x.shape[1:])]) if x.shape[0] < coils else x
+
     return ReconBatch(
-        kspace=torch.stack([s.kspace for s in samples]), mask=torch.stack([s.mask for s in samples]),
-        maps=torch.stack([s.maps for s in samples]), target=torch.stack([s.target for s in samples]),
+        kspace=torch.stack([pad(s.kspace) for s in samples]), mask=torch.stack([s.mask for s in samples]),
+        maps=torch.stack([pad(s.maps) for s in samples]), target=torch.stack([s.target for s in samples]),
         scale=torch.tensor([s.scale for s in samples], dtype=torch.float32),
         names=[s.name for s in samples], slice_indices=[s.slice_index for s in samples],
     )
@@ -131,16 +158,16 @@ class ReconDataset(Dataset):
         i, s = self.index[item]
         case = self.source.slice(i, s)
         name = self.source.name(i)
-        full, maps = self._full_kspace(case, name, s)  # (1, C, T, H, W), (1, C, H, W)
         opts = self.options
+        epoch = self.epoch if opts.mask_mode == "per_epoch" else "fixed"
+        full, maps = self._full_kspace(case, name, s, epoch)  # (1, C, T, H, W), (1, C, H, W)
         if opts.crop is not None:
             full, maps = _crop(full, maps, opts.crop, name)
         target = sense_adjoint(full, maps)  # (1, T, H, W)
         if opts.single_coil:
             full = fft2c(target).unsqueeze(1)  # (1, 1, T, H, W)
             maps = torch.ones_like(maps[:, :1])  # (1, 1, H, W)
-        _, _, t, _, w = full.shape
-        epoch = self.epoch if opts.mask_mode == "per_epoch" else "fixed"
+        _, _, t, h, w = full.shape
         mask = cartesian_mask(t, w, opts.acceleration, opts.center_lines, opts.pattern,
                               seed=stable_seed(opts.seed, name, s, epoch, "mask"))  # (T, W)
         mask = mask[None, None, :, None, :]  # (1, 1, T, 1, W)
@@ -150,12 +177,21 @@ class ReconDataset(Dataset):
             zero_filled = sense_adjoint(kspace, maps).abs()  # (1, T, H, W)
             p99 = float(torch.quantile(zero_filled.flatten().float(), 0.99))
             scale = 1.0 / p99 if p99 > 0 else 1.0
+        if opts.strip_rows is not None and opts.strip_rows < h:
+            rows = opts.strip_rows
+            start = int(np.random.default_rng(stable_seed(opts.seed, name, s, epoch, "strip")).integers(h - rows + 1))
+            kspace = readout_strip(kspace, mask, start, rows)  # (1, C, T, rows, W)
+            maps = image_strip(maps, start, rows)  # (1, C, rows, W)
+            target = image_strip(target, start, rows)  # (1, T, rows, W)
         return ReconSample(kspace=(kspace[0] * scale).to(torch.complex64), mask=mask[0],
                            maps=maps[0].to(torch.complex64), target=(target[0] * scale).to(torch.complex64),
                            scale=scale, name=name, slice_index=s)
 
-    def _full_kspace(self, case: Case, name: str, s: int) -> tuple[Tensor, Tensor]:
-        """Fully sampled k-space (1, C, T, H, W) and maps (1, C, H, W), complex64."""
+    def _full_kspace(self, case: Case, name: str, s: int, epoch: int | str) -> tuple[Tensor, Tensor]:
+        """Fully sampled k-space (1, C, T, H, W) and maps (1, C, H, W), complex64, augmented
+        when ``options.augment`` is active; ``epoch`` is the epoch or "fixed"."""
+        opts = self.options
+        draw_rng = np.random.default_rng(stable_seed(opts.seed, name, s, epoch, "augment"))
         if case.kspace is not None:
             if case.mask is not None and not bool(case.mask.all()):
                 raise ValueError(f"{case.source or name}: k-space is undersampled (mask given); the "
@@ -166,18 +202,35 @@ class ReconDataset(Dataset):
             else:
                 calib = min(self.options.calib_lines, full.shape[-1])
                 maps = estimate_coil_maps(full, center_lines=calib)  # (1, C, H, W)
+            if opts.augment.active:
+                draw = draw_augmentation(draw_rng, opts.augment, *full.shape[-3:])
+                coil_images = apply_temporal(apply_spatial(ifft2c(full), draw), draw, dim=2)  # (1, C, T', h, w)
+                full, maps = fft2c(coil_images), apply_spatial(maps, draw)  # (1, C, T', h, w), (1, C, h, w)
             return full, maps
-        if case.image is None or case.coil_maps is None:
+        if case.image is None:
             raise ValueError(f"{case.source or name}: a reconstruction case needs fully sampled k-space or "
-                             "image + coil_maps")
-        image = torch.from_numpy(case.image)  # (1, T, H, W)
-        maps = torch.from_numpy(case.coil_maps)  # (1, C, H, W)
-        full = sense_forward(image, maps)  # (1, C, T, H, W)
-        if case.noise_std > 0:
-            gen = torch.Generator().manual_seed(stable_seed(self.options.seed, name, s, "noise"))
-            noise = torch.randn(full.shape, dtype=torch.complex64, generator=gen)  # E|n|^2 = 1
-            full = full + case.noise_std * noise
-        return full, maps
+                             "an image (with or without coil maps)")
+        image = torch.from_numpy(np.asarray(case.image)).to(torch.complex64)  # (1, T, H, W)
+        maps = torch.from_numpy(case.coil_maps) if case.coil_maps is not None else None  # (1, C, H, W)
+        if opts.augment.active:
+            draw = draw_augmentation(draw_rng, opts.augment, *image.shape[-3:])
+            image = apply_temporal(apply_spatial(image, draw), draw, dim=1)  # (1, T', h, w)
+            maps = apply_spatial(maps, draw) if maps is not None else None  # (1, C, h, w)
+        if maps is not None and not opts.simulation.replace_maps:
+            full = sense_forward(image, maps)  # (1, C, T, H, W)
+            if case.noise_std > 0:
+                gen = torch.Generator().manual_seed(stable_seed(self.options.seed, name, s, "noise"))
+                noise = torch.randn(full.shape, dtype=torch.complex64, generator=gen)  # E|n|^2 = 1
+                full = full + case.noise_std * noise
+            return full, maps
+        # magnitude images (no maps) get a smooth phase; complex images keep theirs
+        magnitude = maps is None and not bool((image.imag != 0).any())
+        rng = np.random.default_rng(stable_seed(opts.seed, name, s, epoch, "acquisition"))
+        acquisition = simulate_acquisition(rng, image[0], opts.simulation, add_phase=magnitude)
+        full = sense_forward(acquisition.image[None], acquisition.maps[None])  # (1, C, T, H, W)
+        gen = torch.Generator().manual_seed(stable_seed(opts.seed, name, s, epoch, "acquisition noise"))
+        noise = torch.randn(full.shape, dtype=torch.complex64, generator=gen)  # E|n|^2 = 1
+        return full + acquisition.noise_std * noise, acquisition.maps[None]
 
 
 def _crop(full: Tensor, maps: Tensor, size: tuple[int, int], name: str) -> tuple[Tensor, Tensor]:
