@@ -5,8 +5,8 @@ mask (B, 1, T, 1, W) bool, image (B, T, H, W) complex64; networks see (B, 2, T, 
 through :mod:`cinemri.recon.channels` only.
 """
 
-from cinemri.recon.baselines import cs_tv, tv_objective, zero_filled
-from cinemri.recon.cascade import Cascade
+from cinemri.recon.baselines import cs_tv, tv_objective, view_sharing, zero_filled
+from cinemri.recon.cascade import INITS, Cascade
 from cinemri.recon.cbam import CBAM
 from cinemri.recon.channels import channels_to_complex, complex_to_channels
 from cinemri.recon.crnn import CRNN
@@ -23,6 +23,7 @@ __all__ = [
     "Cascade",
     "DENOISERS",
     "DataConsistency",
+    "INITS",
     "ResNet3D",
     "UNet2D1D",
     "UNet3D",
@@ -34,5 +35,6 @@ __all__ = [
     "hard_dc",
     "soft_dc",
     "tv_objective",
+    "view_sharing",
     "zero_filled",
 ]

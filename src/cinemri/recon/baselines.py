@@ -1,6 +1,8 @@
 """Classical reconstructions with the networks' call signature (kspace, mask, maps) -> image.
 
 * :func:`zero_filled` - the SENSE adjoint A^H y.
+* :func:`view_sharing` - zero filling after each frame's missing ky lines are filled from
+  the time-averaged k-space (a starting image for the cascade).
 * :func:`cs_tv` - compressed sensing with total variation along time (and optionally space):
 
       min_x 0.5 ||A x - y||^2 + lambda_t ||D_t x||_1 + lambda_s ||grad_xy x||_{2,1}
@@ -39,6 +41,26 @@ def zero_filled(kspace: Tensor, mask: Tensor, maps: Tensor) -> Tensor:
     returns (B, T, H, W) complex64
     """
     return sense_adjoint(kspace, maps, mask)
+
+
+def view_sharing(kspace: Tensor, mask: Tensor, maps: Tensor) -> Tensor:
+    """Zero filling of view-shared k-space: missing lines filled from the time average.
+
+    y_avg(c, kx, ky) = sum_t m_t(ky) y_t(c, kx, ky) / max(1, sum_t m_t(ky)), the mean over
+    the frames that sampled line ky; y_vs = m y + (1 - m) y_avg (lines no frame sampled stay
+    zero); returns S^H F^H y_vs. Linear in y; equals :func:`zero_filled` when every frame
+    samples the same lines. Computed in complex64 (complex128 stays) with autocast off.
+
+    kspace: (B, C, T, H, W) complex64, mask: (B, 1, T, 1, W) bool, maps: (B, C, H, W) complex64
+    returns (B, T, H, W) complex64
+    """
+    with torch.autocast(device_type=kspace.device.type, enabled=False):
+        sampled = mask.to(torch.bool)  # (B, 1, T, 1, W)
+        zero = torch.zeros((), dtype=kspace.dtype, device=kspace.device)
+        measured = torch.where(sampled, kspace, zero)  # (B, C, T, H, W)
+        counts = sampled.sum(dim=2, keepdim=True).clamp(min=1)  # (B, 1, 1, 1, W)
+        average = measured.sum(dim=2, keepdim=True) / counts  # (B, C, 1, H, W)
+        return sense_adjoint(torch.where(sampled, measured, average), maps)  # (B, T, H, W)
 
 
 def _dt(x: Tensor) -> Tensor:

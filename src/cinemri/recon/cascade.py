@@ -1,4 +1,8 @@
-"""Unrolled cascade: N stages of (denoiser -> data consistency), starting from zero filling.
+"""Unrolled cascade: N stages of (denoiser -> data consistency), starting from zero filling
+or from view sharing (:func:`cinemri.recon.baselines.view_sharing`).
+
+Fully convolutional: any (T, H, W) goes through (each denoiser pads to its own multiple and
+crops back), so inference runs on the whole field of view at the input's size.
 
 What the model expects: k-space scaled by the dataset so that the zero-filled image has a
 magnitude of order 1 (e.g. divided by the 99th percentile or the max of |A^H y|); the soft-DC
@@ -14,16 +18,23 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from cinemri.physics import sense_adjoint
+from cinemri.recon.baselines import view_sharing
 from cinemri.recon.channels import channels_to_complex, complex_to_channels
 from cinemri.recon.dc import DataConsistency
+
+INITS = ("zero_filled", "view_sharing")
 
 
 class Cascade(nn.Module):
     """Cascade of residual denoisers, each followed by data consistency.
 
-    forward(kspace (B, C, T, H, W) complex64, mask (B, 1, T, 1, W) bool, maps (B, C, H, W) complex64)
-        -> image (B, T, H, W) complex64
-    x_0 = A^H y (zero-filled SENSE adjoint); x_{s+1} = DC_s(complex(D_s(channels(x_s)))).
+    forward(kspace (B, C, T, H, W) complex64, mask (B, 1, T, 1, W) bool, maps (B, C, H, W) complex64,
+            *, dc_hardness=0.0) -> image (B, T, H, W) complex64
+    x_0 = A^H y (zero filling) or view sharing; x_{s+1} = DC_s(complex(D_s(channels(x_s)))).
+    ``dc_hardness`` in [0, 1] pushes soft DC towards hard DC (see :class:`DataConsistency`);
+    a training schedule passes it, inference leaves it at 0.
+    Under autocast only the denoisers run in the low precision: the initial image and every
+    DC step run in complex64 (STYLE.md rule 2).
 
     Args:
         make_denoiser: builds one denoiser mapping (B, 2, T, H, W) -> (B, 2, T, H, W).
@@ -33,11 +44,12 @@ class Cascade(nn.Module):
         init_lambda: starting lambda of soft DC.
         checkpoint_stages: recompute each stage in the backward pass
             (torch.utils.checkpoint, use_reentrant=False) to save memory; only when grad is on.
+        init: starting image, "zero_filled" (A^H y) or "view_sharing".
 
     Parameters: num_stages * P_denoiser (or P_denoiser if shared) + num_stages if soft DC.
 
     Raises:
-        ValueError: if num_stages < 1 or dc_mode is unknown.
+        ValueError: if num_stages < 1, or dc_mode or init is unknown.
     """
 
     def __init__(
@@ -49,10 +61,14 @@ class Cascade(nn.Module):
         dc_mode: str = "soft",
         init_lambda: float = 1.0,
         checkpoint_stages: bool = False,
+        init: str = "zero_filled",
     ) -> None:
         super().__init__()
         if num_stages < 1:
             raise ValueError(f"num_stages must be >= 1, got {num_stages}")
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        self.init = init
         self.num_stages = num_stages
         self.shared_weights = shared_weights
         self.checkpoint_stages = checkpoint_stages
@@ -60,17 +76,22 @@ class Cascade(nn.Module):
         self.denoisers = nn.ModuleList([make_denoiser() for _ in range(count)])
         self.dcs = nn.ModuleList([DataConsistency(mode=dc_mode, init_lambda=init_lambda) for _ in range(num_stages)])
 
-    def _stage(self, index: int, image: Tensor, kspace: Tensor, mask: Tensor, maps: Tensor) -> Tensor:
+    def _stage(self, index: int, image: Tensor, kspace: Tensor, mask: Tensor, maps: Tensor,
+               dc_hardness: float) -> Tensor:
         denoiser = self.denoisers[0 if self.shared_weights else index]
         denoised = channels_to_complex(denoiser(complex_to_channels(image)))  # (B, T, H, W) complex64
-        return self.dcs[index](denoised, kspace, mask, maps)
+        return self.dcs[index](denoised, kspace, mask, maps, hardness=dc_hardness)
 
-    def forward(self, kspace: Tensor, mask: Tensor, maps: Tensor) -> Tensor:
-        image = sense_adjoint(kspace, maps, mask)  # (B, T, H, W) complex64
+    def forward(self, kspace: Tensor, mask: Tensor, maps: Tensor, *, dc_hardness: float = 0.0) -> Tensor:
+        if self.init == "view_sharing":
+            image = view_sharing(kspace, mask, maps)  # (B, T, H, W) complex64
+        else:
+            with torch.autocast(device_type=kspace.device.type, enabled=False):
+                image = sense_adjoint(kspace, maps, mask)  # (B, T, H, W) complex64
         use_checkpoint = self.checkpoint_stages and torch.is_grad_enabled()
         for index in range(self.num_stages):
             if use_checkpoint:
-                image = checkpoint(self._stage, index, image, kspace, mask, maps, use_reentrant=False)
+                image = checkpoint(self._stage, index, image, kspace, mask, maps, dc_hardness, use_reentrant=False)
             else:
-                image = self._stage(index, image, kspace, mask, maps)
+                image = self._stage(index, image, kspace, mask, maps, dc_hardness)
         return image

@@ -13,7 +13,8 @@ it is a projection only when the maps are orthonormal per pixel (sum_c |S_c|^2 =
 coil images of x stay in the range of S); otherwise it is the usual "replace and recombine"
 step, which is what cascades such as Schlemper et al. (2018) do.
 
-DC always runs in float32 / complex64 with autocast disabled, whatever the network runs in.
+DC always runs in float32 / complex64 with autocast disabled, whatever the network runs in
+(complex128 inputs stay complex128, e.g. for exactness tests).
 """
 
 from __future__ import annotations
@@ -40,9 +41,11 @@ def _check(image: Tensor, kspace: Tensor, mask: Tensor, maps: Tensor) -> None:
 def _mix(image: Tensor, kspace: Tensor, mask: Tensor, maps: Tensor, weight: Tensor | None) -> Tensor:
     """S^H F^H [(1 - m) k + m ((1 - w) k + w y)] with k = F S x; w = 1 (hard) or lam / (1 + lam)."""
     with torch.autocast(device_type=image.device.type, enabled=False):
-        image = image.to(torch.complex64)
-        kspace = kspace.to(torch.complex64)
-        maps = maps.to(torch.complex64)
+        wide = torch.complex128 in (image.dtype, kspace.dtype, maps.dtype)
+        dtype = torch.complex128 if wide else torch.complex64
+        image = image.to(dtype)
+        kspace = kspace.to(dtype)
+        maps = maps.to(dtype)
         coil_k = fft2c(maps.unsqueeze(2) * image.unsqueeze(1))  # (B, C, T, H, W)
         sampled = mask.to(torch.bool)  # (B, 1, T, 1, W)
         if weight is None:
@@ -87,7 +90,13 @@ class DataConsistency(nn.Module):
     """Hard or soft (learned lambda) data consistency as a module.
 
     forward(image (B, T, H, W) complex, kspace (B, C, T, H, W) complex64,
-            mask (B, 1, T, 1, W) bool, maps (B, C, H, W) complex64) -> (B, T, H, W) complex64
+            mask (B, 1, T, 1, W) bool, maps (B, C, H, W) complex64, hardness=0.0)
+        -> (B, T, H, W) complex64
+
+    ``hardness`` h in [0, 1] (soft mode; a training schedule, not a parameter): the weight
+    of the measurement becomes h + (1 - h) lam / (1 + lam), so h = 1 is hard DC (lambda
+    still receives a zero gradient, so DistributedDataParallel sees every parameter used)
+    and h = 0 is the learned soft DC, computed exactly as without it.
 
     Args:
         mode: "hard" (no parameters) or "soft" (one learned lambda = softplus(p) >= 0).
@@ -114,10 +123,16 @@ class DataConsistency(nn.Module):
         """Current lambda (0-d float32 tensor), or None for hard DC."""
         return F.softplus(self.raw_lambda) if self.mode == "soft" else None
 
-    def forward(self, image: Tensor, kspace: Tensor, mask: Tensor, maps: Tensor) -> Tensor:
+    def forward(self, image: Tensor, kspace: Tensor, mask: Tensor, maps: Tensor, hardness: float = 0.0) -> Tensor:
         if self.mode == "hard":
             return hard_dc(image, kspace, mask, maps)
-        return soft_dc(image, kspace, mask, maps, self.lam)
+        if hardness == 0:
+            return soft_dc(image, kspace, mask, maps, self.lam)
+        if not 0 <= hardness <= 1:
+            raise ValueError(f"hardness must be in [0, 1], got {hardness}")
+        _check(image, kspace, mask, maps)
+        lam = self.lam
+        return _mix(image, kspace, mask, maps, hardness + (1 - hardness) * lam / (1 + lam))
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}"

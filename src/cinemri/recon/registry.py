@@ -52,6 +52,7 @@ def build_reconstructor(
     dc_mode: str = "soft",
     init_lambda: float = 1.0,
     checkpoint_stages: bool = False,
+    init: str = "zero_filled",
 ) -> Cascade:
     """A :class:`~cinemri.recon.cascade.Cascade` of the named denoiser.
 
@@ -59,7 +60,7 @@ def build_reconstructor(
         -> (B, T, H, W) complex64
 
     Raises:
-        ValueError: on an unknown denoiser or option, num_stages < 1 or an unknown dc_mode.
+        ValueError: on an unknown denoiser or option, num_stages < 1, an unknown dc_mode or init.
     """
     build_denoiser(denoiser, denoiser_options)  # validate once, before building N copies
     return Cascade(
@@ -69,4 +70,5 @@ def build_reconstructor(
         dc_mode=dc_mode,
         init_lambda=init_lambda,
         checkpoint_stages=checkpoint_stages,
+        init=init,
     )
