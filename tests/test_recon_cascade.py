@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from cinemri.physics import sense_adjoint, sense_forward
-from cinemri.recon import DENOISERS, Cascade, ResNet3D, build_reconstructor
+from cinemri.physics import ifft2c, sense_adjoint, sense_forward
+from cinemri.recon import DENOISERS, Cascade, ResNet3D, build_reconstructor, hard_dc, view_sharing
 
 B, C, T, H, W = 1, 2, 3, 9, 10
 
@@ -115,3 +115,105 @@ def test_cascade_under_bfloat16_autocast_returns_complex64():
         out = model(kspace, mask, maps)
     assert out.dtype == torch.complex64
     torch.testing.assert_close(out, model(kspace, mask, maps), rtol=0.05, atol=0.05)
+
+
+# ------------------------------------------------- starting image, DC schedule, precision, size
+
+
+def test_view_sharing_fills_missing_lines_from_the_time_average():
+    """Hand-built k-t data: 3 frames, lines sampled by some frames get their mean in the others."""
+    g = torch.Generator().manual_seed(1)
+    y = torch.complex(torch.randn(1, 1, 3, 4, 5, generator=g), torch.randn(1, 1, 3, 4, 5, generator=g))
+    mask = torch.zeros(1, 1, 3, 1, 5, dtype=torch.bool)
+    mask[..., 0, :, [0, 2]] = True  # frame 0: lines 0, 2
+    mask[..., 1, :, [2, 3]] = True  # frame 1: lines 2, 3
+    mask[..., 2, :, [0, 2]] = True  # frame 2: lines 0, 2 (line 1 and 4: never)
+    y = y * mask
+    filled = y.clone()
+    line0 = (y[:, :, 0, :, 0] + y[:, :, 2, :, 0]) / 2
+    line3 = y[:, :, 1, :, 3]
+    filled[:, :, 1, :, 0] = line0
+    filled[:, :, 0, :, 3] = line3
+    filled[:, :, 2, :, 3] = line3
+    maps = torch.ones(1, 1, 4, 5, dtype=torch.complex64)
+    torch.testing.assert_close(view_sharing(y, mask, maps), ifft2c(filled)[:, 0])
+    same = mask[:, :, :1].expand_as(mask)  # every frame the same lines: view sharing = zero filling
+    torch.testing.assert_close(view_sharing(y * same, same, maps), sense_adjoint(y * same, maps, same))
+
+
+def test_cascade_starts_from_view_sharing_when_asked():
+    kspace, mask, maps = _problem()
+    model = Cascade(_tiny, num_stages=1, dc_mode="hard", init="view_sharing")
+    torch.nn.init.zeros_(model.denoisers[0].tail.weight)
+    torch.nn.init.zeros_(model.denoisers[0].tail.bias)
+    expected = hard_dc(view_sharing(kspace, mask, maps), kspace, mask, maps)
+    torch.testing.assert_close(model(kspace, mask, maps), expected)
+    with pytest.raises(ValueError, match="init"):
+        Cascade(_tiny, init="sense")
+
+
+def test_dc_hardness_one_is_hard_dc_and_zero_is_the_learned_soft_dc():
+    torch.manual_seed(0)
+    kspace, mask, maps = _problem()
+    soft = Cascade(_tiny, num_stages=2, dc_mode="soft", init_lambda=0.5)
+    hard = Cascade(_tiny, num_stages=2, dc_mode="hard")
+    hard.denoisers.load_state_dict(soft.denoisers.state_dict())
+    torch.testing.assert_close(soft(kspace, mask, maps, dc_hardness=1.0), hard(kspace, mask, maps), rtol=0, atol=1e-5)
+    assert torch.equal(soft(kspace, mask, maps, dc_hardness=0.0), soft(kspace, mask, maps))
+    half = soft(kspace, mask, maps, dc_hardness=0.5)
+    assert not torch.allclose(half, soft(kspace, mask, maps)) and not torch.allclose(half, hard(kspace, mask, maps))
+    soft(kspace, mask, maps, dc_hardness=1.0).abs().sum().backward()
+    assert all(dc.raw_lambda.grad is not None for dc in soft.dcs)  # still used: DDP sees every parameter
+    with pytest.raises(ValueError, match="hardness"):
+        soft(kspace, mask, maps, dc_hardness=1.5)
+
+
+def test_shared_weights_equal_stages_with_copies_of_one_denoiser():
+    torch.manual_seed(0)
+    kspace, mask, maps = _problem()
+    shared = Cascade(_tiny, num_stages=3, shared_weights=True)
+    copies = Cascade(_tiny, num_stages=3)
+    for denoiser in copies.denoisers:
+        denoiser.load_state_dict(shared.denoisers[0].state_dict())
+    copies.dcs.load_state_dict(shared.dcs.state_dict())
+    torch.testing.assert_close(shared(kspace, mask, maps), copies(kspace, mask, maps))
+
+
+def test_bf16_autocast_path_equals_fp32_and_keeps_dc_in_fp32():
+    """The main model's blocks (3D U-Net + CBAM) under CPU bf16 autocast: output and gradients
+    close to fp32; hard DC still reproduces the measurement to fp32 precision."""
+    torch.manual_seed(0)
+    options = {"base_channels": 4, "depth": 1, "cbam": True}
+    for dc_mode in ("soft", "hard"):
+        kspace, mask, maps = _problem(coils=1 if dc_mode == "hard" else C)  # hard DC projects exactly for one coil
+        model = build_reconstructor("unet3d", denoiser_options=options, num_stages=2, dc_mode=dc_mode)
+        reference = model(kspace, mask, maps)
+        reference.abs().sum().backward()
+        grads = [p.grad.clone() for p in model.parameters()]
+        model.zero_grad()
+        with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+            low = model(kspace, mask, maps)
+        low.abs().sum().backward()
+        assert low.dtype == torch.complex64
+        assert (low - reference).norm() < 0.02 * reference.norm()
+        flat_ref = torch.cat([g.flatten() for g in grads])
+        flat_low = torch.cat([p.grad.flatten() for p in model.parameters()])
+        assert torch.nn.functional.cosine_similarity(flat_ref, flat_low, dim=0) > 0.98
+        if dc_mode == "hard":
+            torch.testing.assert_close(sense_forward(low.detach(), maps, mask), kspace, rtol=0, atol=1e-5)
+
+
+def test_cascade_runs_on_the_whole_field_of_view_at_an_odd_size():
+    """37 x 50 (not a multiple of the U-Net's 4): output at the input's size, no crop."""
+    g = torch.Generator().manual_seed(2)
+    maps = torch.randn(1, 1, 37, 50, dtype=torch.complex64, generator=g)
+    maps = maps / maps.abs()  # one coil, |S| = 1: hard DC is an exact projection
+    truth = torch.randn(1, 5, 37, 50, dtype=torch.complex64, generator=g)
+    mask = torch.rand(1, 1, 5, 1, 50, generator=g) < 0.3
+    kspace = sense_forward(truth, maps, mask)
+    model = build_reconstructor("unet3d", denoiser_options={"base_channels": 2, "depth": 2, "cbam": True},
+                                num_stages=2, dc_mode="hard")
+    with torch.no_grad():
+        out = model(kspace, mask, maps)
+    assert out.shape == (1, 5, 37, 50) and torch.isfinite(out).all()
+    torch.testing.assert_close(sense_forward(out, maps, mask), kspace, rtol=0, atol=1e-5)
