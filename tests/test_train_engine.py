@@ -66,6 +66,25 @@ def test_lr_schedule_hand_computed(tmp_path):
         assert math.isclose(row["lr"], 1e-2 * lr_factor(row["step"], 4, 12, "cosine", 0.1), rel_tol=1e-9)
 
 
+def test_onecycle_schedule_matches_torch_onecyclelr():
+    """'onecycle' = torch's OneCycleLR (cosine, two phases, no momentum cycling) for the same
+    peak step, start ratio 1/div_factor and end ratio 1/(div_factor * final_div_factor)."""
+    total, warmup, div, final_div = 20, 5, 25.0, 100.0
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=1.0)
+    torch_schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=1.0, total_steps=total, pct_start=warmup / total, div_factor=div,
+        final_div_factor=final_div, anneal_strategy="cos", cycle_momentum=False, three_phase=False)
+    expected = []
+    for _ in range(total):
+        expected.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        torch_schedule.step()
+    ours = [lr_factor(s, warmup, total, "onecycle", 1 / (div * final_div), start_ratio=1 / div) for s in range(total)]
+    assert ours == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    assert ours[0] == pytest.approx(0.04) and ours[warmup - 1] == pytest.approx(1.0)
+
+
 def test_resume_is_exact(tmp_path):
     task = SmoothingTask(train_size=16, val_size=4, noise=0.2, dropout=0.2)  # RNG used every step
     full = fit(task, config(tmp_path, "full", epochs=4))

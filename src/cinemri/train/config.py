@@ -48,7 +48,9 @@ class TrainConfig:
 
     The LR follows a linear warm-up over ``warmup_epochs`` (fractions allowed; counted
     in optimizer steps) from ``lr / warmup_steps`` to ``lr``, then ``schedule``:
-    ``"cosine"`` decays to ``lr * min_lr_ratio`` at the last step, ``"constant"`` stays.
+    ``"cosine"`` decays to ``lr * min_lr_ratio`` at the last step, ``"constant"`` stays;
+    ``"onecycle"`` instead rises along a cosine from ``lr * start_lr_ratio`` to ``lr`` over
+    the warm-up and falls along a cosine to ``lr * min_lr_ratio`` (torch's OneCycleLR).
     ``amp``: ``"auto"`` is bf16 on a CUDA device that supports it, else fp16 on CUDA,
     and off on CPU; ``"fp16"`` needs CUDA and uses a gradient scaler.
     ``grad_clip``: max global L2 norm of the gradients; ``None`` disables clipping.
@@ -67,8 +69,9 @@ class TrainConfig:
     weight_decay: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.999)
     warmup_epochs: float = 1.0
-    schedule: Literal["cosine", "constant"] = "cosine"
+    schedule: Literal["cosine", "constant", "onecycle"] = "cosine"
     min_lr_ratio: float = 0.0
+    start_lr_ratio: float = 0.04
     grad_clip: float | None = 1.0
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
     device: str = "auto"
@@ -93,7 +96,8 @@ class TrainConfig:
             if value < 1:
                 raise ValueError(f"train.{name} must be >= 1, got {value!r}")
         nonneg = {"lr": self.lr, "weight_decay": self.weight_decay, "warmup_epochs": self.warmup_epochs,
-                  "min_lr_ratio": self.min_lr_ratio, "num_workers": self.num_workers}
+                  "min_lr_ratio": self.min_lr_ratio, "start_lr_ratio": self.start_lr_ratio,
+                  "num_workers": self.num_workers}
         for name, value in nonneg.items():
             if value < 0:
                 raise ValueError(f"train.{name} must be >= 0, got {value!r}")

@@ -73,8 +73,19 @@ def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
     raise ValueError(f"train.amp must be auto/off/bf16/fp16, got {amp!r}")
 
 
-def lr_factor(step: int, warmup_steps: int, total_steps: int, schedule: str, min_ratio: float) -> float:
-    """LR multiplier after ``step`` optimizer steps: linear warm-up, then cosine or constant."""
+def lr_factor(step: int, warmup_steps: int, total_steps: int, schedule: str, min_ratio: float,
+              start_ratio: float = 0.04) -> float:
+    """LR multiplier after ``step`` optimizer steps: linear warm-up, then cosine or constant;
+    or ``"onecycle"``: a cosine rise from ``start_ratio`` to 1 over the warm-up steps, then a
+    cosine fall to ``min_ratio`` at the last step (torch's OneCycleLR, two phases, without
+    momentum cycling: the rise ends at step warmup_steps - 1)."""
+    if schedule == "onecycle":
+        peak = max(1, warmup_steps) - 1
+        if step <= peak:
+            low, high, progress = start_ratio, 1.0, step / peak if peak else 1.0
+        else:
+            low, high, progress = 1.0, min_ratio, min(1.0, (step - peak) / max(1, total_steps - 1 - peak))
+        return high + (low - high) * 0.5 * (1.0 + math.cos(math.pi * progress))
     if step < warmup_steps:
         return (step + 1) / warmup_steps
     if schedule == "constant":
@@ -168,7 +179,8 @@ class _Run:
         self.optimizer = torch.optim.AdamW(_param_groups(self.model, cfg.weight_decay), lr=cfg.lr,
                                            betas=cfg.betas)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: lr_factor(step, warmup, total, cfg.schedule, cfg.min_lr_ratio))
+            self.optimizer, lambda step: lr_factor(step, warmup, total, cfg.schedule, cfg.min_lr_ratio,
+                                                   cfg.start_lr_ratio))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.net: nn.Module = self.model
         if info.distributed:
