@@ -217,3 +217,22 @@ def test_cascade_runs_on_the_whole_field_of_view_at_an_odd_size():
         out = model(kspace, mask, maps)
     assert out.shape == (1, 5, 37, 50) and torch.isfinite(out).all()
     torch.testing.assert_close(sense_forward(out, maps, mask), kspace, rtol=0, atol=1e-5)
+
+
+def test_channels_last_gives_the_same_output_and_gradients():
+    torch.manual_seed(0)
+    kspace, mask, maps = _problem()
+    options = {"base_channels": 4, "depth": 1, "cbam": True}
+    plain = build_reconstructor("unet3d", denoiser_options=options, num_stages=2)
+    fast = build_reconstructor("unet3d", denoiser_options=options, num_stages=2, channels_last=True)
+    fast.load_state_dict(plain.state_dict())
+    conv = fast.denoisers[0].net.encoders[0].body[0].weight  # (4, 2, 3, 3, 3)
+    assert conv.is_contiguous(memory_format=torch.channels_last_3d) and not conv.is_contiguous()  # kept by loading
+    outs = []
+    for model in (plain, fast):
+        out = model(kspace, mask, maps)
+        out.abs().sum().backward()
+        outs.append(out.detach())
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-4, atol=1e-5)
+    for a, b in zip(plain.parameters(), fast.parameters()):
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-3, atol=1e-5)

@@ -45,6 +45,10 @@ class Cascade(nn.Module):
         checkpoint_stages: recompute each stage in the backward pass
             (torch.utils.checkpoint, use_reentrant=False) to save memory; only when grad is on.
         init: starting image, "zero_filled" (A^H y) or "view_sharing".
+        channels_last: run the denoisers in ``torch.channels_last_3d`` memory format (weights
+            and inputs); the numbers are the same up to rounding. Measured on the 2-core CPU:
+            a 3D U-Net (16 channels, depth 2, CBAM) training step 15 % faster in bf16 and 20 %
+            in fp32 (docs/benchmarks.md).
 
     Parameters: num_stages * P_denoiser (or P_denoiser if shared) + num_stages if soft DC.
 
@@ -62,6 +66,7 @@ class Cascade(nn.Module):
         init_lambda: float = 1.0,
         checkpoint_stages: bool = False,
         init: str = "zero_filled",
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         if num_stages < 1:
@@ -75,11 +80,17 @@ class Cascade(nn.Module):
         count = 1 if shared_weights else num_stages
         self.denoisers = nn.ModuleList([make_denoiser() for _ in range(count)])
         self.dcs = nn.ModuleList([DataConsistency(mode=dc_mode, init_lambda=init_lambda) for _ in range(num_stages)])
+        self.channels_last = channels_last
+        if channels_last:
+            self.denoisers.to(memory_format=torch.channels_last_3d)
 
     def _stage(self, index: int, image: Tensor, kspace: Tensor, mask: Tensor, maps: Tensor,
                dc_hardness: float) -> Tensor:
         denoiser = self.denoisers[0 if self.shared_weights else index]
-        denoised = channels_to_complex(denoiser(complex_to_channels(image)))  # (B, T, H, W) complex64
+        channels = complex_to_channels(image)  # (B, 2, T, H, W) float32
+        if self.channels_last:
+            channels = channels.contiguous(memory_format=torch.channels_last_3d)
+        denoised = channels_to_complex(denoiser(channels))  # (B, T, H, W) complex64
         return self.dcs[index](denoised, kspace, mask, maps, hardness=dc_hardness)
 
     def forward(self, kspace: Tensor, mask: Tensor, maps: Tensor, *, dc_hardness: float = 0.0) -> Tensor:
