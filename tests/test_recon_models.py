@@ -146,3 +146,25 @@ def test_pad_and_crop_round_trip():
 def test_constructors_name_bad_arguments(build, match):
     with pytest.raises(ValueError, match=match):
         build()
+
+
+def test_cbam_bf16_gradients_are_right_with_channels_last_inputs_and_weights():
+    """The spatial gate's 7x7x7 conv runs in the standard memory format: with channels-last 3D
+    tensors the CPU's bf16 weight gradient of that conv is wrong on small inputs otherwise."""
+    torch.manual_seed(0)
+    reference = CBAM(8, reduction=2, spatial_dims=3)
+    x0 = torch.randn(2, 8, 4, 8, 24)
+    grads = []
+    for channels_last, bf16 in ((False, False), (True, True)):
+        cbam = CBAM(8, reduction=2, spatial_dims=3)
+        cbam.load_state_dict(reference.state_dict())
+        x = x0.clone()
+        if channels_last:
+            cbam = cbam.to(memory_format=torch.channels_last_3d)
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        with torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = cbam(x)
+        (out.float() * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum().backward()
+        grads.append({name: p.grad.clone() for name, p in cbam.named_parameters()})
+    for name, fp32 in grads[0].items():
+        assert (grads[1][name] - fp32).norm() < 0.05 * fp32.norm(), name

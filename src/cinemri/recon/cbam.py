@@ -10,6 +10,7 @@ pick frames as well as regions. The two are applied in that order, each multipli
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -52,7 +53,12 @@ class SpatialAttention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         stats = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)  # (B, 2, *spatial)
-        return x * torch.sigmoid(self.conv(stats))
+        # Always in the standard memory format: with channels-last 3D inputs or weights, the
+        # CPU's bf16 weight gradient of this 2 -> 1 channel 7x7x7 convolution is wrong on
+        # small inputs (PyTorch 2.x / oneDNN; tests/test_recon_models.py checks it).
+        conv = F.conv3d if isinstance(self.conv, nn.Conv3d) else F.conv2d
+        gate = conv(stats.contiguous(), self.conv.weight.contiguous(), self.conv.bias, padding=self.conv.padding)
+        return x * torch.sigmoid(gate)
 
 
 class CBAM(nn.Module):
