@@ -305,3 +305,130 @@ def test_cli_train_and_errors(phantom, tmp_path, capsys):
     assert main(["recon", "eval", "--checkpoint", str(tmp_path / "missing.pt"), "--data", str(phantom)]) == 2
     assert "missing.pt" in capsys.readouterr().err
     assert math.isfinite(load_checkpoint(tmp_path / "last.pt")["metrics"]["train_loss"])
+
+
+# ------------------------------------------------- real cine sources, new options, any image size
+
+
+def _magnitude_h5(folder: Path, name: str, seed: int, h: int = 36, w: int = 30) -> Path:
+    """A magnitude cine case (image only, like a DICOM series): 2 slices, 6 frames."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w]
+    body = (((yy - h / 2) / (0.42 * h)) ** 2 + ((xx - w / 2) / (0.42 * w)) ** 2 < 1).astype(np.float32)
+    heart = (((yy - h / 2) / 5.0) ** 2 + ((xx - w / 2) / 4.0) ** 2 < 1).astype(np.float32)
+    beat = 1 + 0.3 * np.sin(np.linspace(0, 2 * np.pi, 6, endpoint=False))[:, None, None]
+    image = np.stack([60 * body + 80 * heart * beat + 5 * rng.random((6, h, w)) for _ in range(2)])  # (S, T, H, W)
+    return write_case(Case(name=name, spacing=(8.0, 1.4, 1.4), image=image.astype(np.complex64)), folder / f"{name}.h5")
+
+
+@pytest.fixture(scope="module")
+def subjects(tmp_path_factory):
+    """A folder of three magnitude subjects, one of them named like the real-anatomy test case."""
+    root = tmp_path_factory.mktemp("subjects")
+    for seed, name in enumerate(("SCDA", "SCDB", "patient090_4d")):
+        _magnitude_h5(root, name, seed)
+    (root / "notes.txt").write_text("not a case")
+    return root
+
+
+def test_sources_split_by_subject_and_exclude_the_test_case(subjects, phantom, tmp_path):
+    from cinemri.experiments.recon import ReconDataSection, source_cases
+
+    data = ReconDataSection(train=[str(subjects), str(phantom)], val_names=["SCDB"], exclude_names=["patient090"])
+    cases = source_cases(data)
+    split = json.loads((phantom / "split.json").read_text())
+    assert [p.name for p in cases["train"]] == ["SCDA.h5"] + [f"{n}.h5" for n in split["train"]]
+    assert [p.name for p in cases["val"]] == ["SCDB.h5"] + [f"{n}.h5" for n in split["val"]]
+    with pytest.raises(ValueError, match="val_names.*SCDX"):
+        source_cases(ReconDataSection(train=[str(subjects)], val_names=["SCDX"]))
+    with pytest.raises(ValueError, match="does not exist"):
+        source_cases(ReconDataSection(train=[str(tmp_path / "nowhere")]))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="holds no case"):
+        source_cases(ReconDataSection(train=[str(tmp_path / "empty")]))
+
+
+def test_recipe_hard_dc_schedule_hand_computed():
+    from cinemri.experiments.recon import ReconRecipeSection
+
+    recipe = ReconRecipeSection(hard_dc_steps=2, hard_dc_ramp_steps=4)
+    assert [recipe.dc_hardness(s) for s in range(8)] == [1.0, 1.0, 1.0, 0.75, 0.5, 0.25, 0.0, 0.0]
+    assert ReconRecipeSection().dc_hardness(0) == 0.0
+    with pytest.raises(ValueError, match="hard_dc_steps"):
+        ReconRecipeSection(hard_dc_steps=-1)
+
+
+def test_training_on_magnitude_subjects_with_every_new_option(subjects, phantom, tmp_path):
+    """Strips, augmentation, simulated coils, bf16, view sharing, channels-last, hard DC early,
+    onecycle: a few steps run, validation mixes image sizes, the schedule state resumes."""
+    overrides = [
+        f"train.out_dir={tmp_path}", "train.epochs=2", "train.max_steps_per_epoch=2", "train.batch_size=2",
+        "train.amp=bf16", "train.schedule=onecycle", "train.warmup_epochs=1",
+        f"data.train={json.dumps([str(subjects), str(phantom)])}", "data.val_names=[SCDB]",
+        "data.exclude_names=[patient090]", "data.strip_rows=8", "data.max_val_slices_per_case=1",
+        "data.augment={flip: true, rot90: true, time_reverse: true, time_shift: true, crop: [24, 24], frames: 4}",
+        "data.simulation={coils: [2, 4], replace_maps: true}",
+        "model.init=view_sharing", "model.channels_last=true", "recipe.hard_dc_steps=2", "recipe.hard_dc_ramp_steps=1",
+    ]
+    config = load_recon_config(TINY, overrides)
+    task = ReconTask(config)
+    assert len(task.val_dataset) == 2  # SCDB (36 x 30) and the phantom's val case (32 x 32): mixed sizes
+    sample = task.train_dataset[0]
+    assert sample.kspace.shape[1:] == (4, 8, 24) and sample.target.shape == (4, 8, 24)
+    result = fit(task, config, stop_after_epoch=1)
+    assert task.steps_done == 2 and task.dc_hardness == 1.0
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert state["task"] == {"steps_done": 2}
+    assert state["model_args"]["init"] == "view_sharing" and state["model_args"]["channels_last"] is True
+    again = ReconTask(config)
+    result = fit(again, config, resume=tmp_path / "last.pt")
+    assert again.steps_done == 4 and again.dc_hardness == 0.0
+    row = result.history[-1]
+    assert math.isfinite(row["train_loss"]) and math.isfinite(row["val_psnr"])
+    loaded = load_reconstructor(tmp_path / "last.pt")
+    assert loaded.model.init == "view_sharing" and loaded.model.channels_last
+
+
+def test_cli_train_takes_data_sources(subjects, phantom, tmp_path, capsys):
+    args = ["recon", "train", "--config", str(TINY), "--data", str(subjects), str(phantom),
+            "--set", "data.val_names=[SCDB]", "--set", "data.exclude_names=[patient090]",
+            "--set", f"train.out_dir={tmp_path}", "--set", "train.epochs=1", "--set", "train.max_steps_per_epoch=1"]
+    assert main(args) == 0
+    saved = load_checkpoint(tmp_path / "last.pt")["config"]["data"]
+    assert saved["train"] == [str(subjects), str(phantom)] and saved["val_names"] == ["SCDB"]
+
+
+def _odd_case(tmp_path: Path) -> Path:
+    """Image + coil maps (phantom-like) at 37 x 50, 2 slices, 6 frames, 3 coils."""
+    g = torch.Generator().manual_seed(9)
+    image = torch.randn(2, 6, 37, 50, dtype=torch.complex64, generator=g)
+    maps = torch.randn(2, 3, 37, 50, dtype=torch.complex64, generator=g)
+    maps = maps / maps.abs().square().sum(dim=1, keepdim=True).sqrt()
+    case = Case(name="odd", spacing=(8.0, 1.5, 1.5), image=image.numpy(), coil_maps=maps.numpy())
+    return write_case(case, tmp_path / "odd.h5")
+
+
+def test_predict_and_analyze_run_on_the_whole_field_of_view(trained, tmp_path):
+    """A checkpoint trained on crops still reconstructs an odd-sized input at its own size."""
+    from cinemri.analysis.reconstruct import reconstruct_case
+
+    _, _, _, out = trained
+    state = load_checkpoint(out / "last.pt")
+    state["config"]["data"]["crop"] = [16, 16]  # as if trained on 16 x 16 crops
+    cropped = tmp_path / "cropped.pt"
+    save_checkpoint(cropped, state)
+    path = _odd_case(tmp_path)
+    case = read_case(predict(path, cropped, tmp_path / "odd_recon.h5", acceleration=5))
+    assert case.image.shape == (2, 6, 37, 50) and np.isfinite(case.image).all()
+    recon = reconstruct_case(read_case(path), "model", recon=load_reconstructor(cropped))
+    assert recon.image.shape == (2, 6, 37, 50) and recon.reference.shape == (2, 6, 37, 50)
+
+
+def test_cli_predict_uses_the_bundled_weights_at_the_input_size(tmp_path, capsys):
+    from cinemri.analysis import bundled_path
+
+    if not bundled_path("recon").is_file():
+        pytest.skip("no bundled reconstruction weights")
+    path = _odd_case(tmp_path)
+    assert main(["recon", "predict", str(path), "--out", str(tmp_path / "r.h5"), "--acceleration", "5"]) == 0
+    assert read_case(tmp_path / "r.h5").image.shape == (2, 6, 37, 50)

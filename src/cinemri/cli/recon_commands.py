@@ -22,8 +22,13 @@ def register(subparsers, formatter) -> None:
                "  cinemri recon train --config configs/recon/cascade_unet3d_cbam.yaml --set train.epochs=5 "
                "--set train.out_dir=runs/quick\n"
                "  cinemri recon train --config configs/recon/cascade_unet3d_cbam.yaml "
-               "--resume runs/recon/cascade_unet3d_cbam/last.pt")
+               "--resume runs/recon/cascade_unet3d_cbam/last.pt\n"
+               "  cinemri recon train --config configs/recon/cascade_real.yaml "
+               "--data ../shared/data/sunnybrook data/phantom")
     add_config_flags(p)
+    p.add_argument("--data", nargs="+", default=None, metavar="PATH",
+                   help="training sources (cases, DICOM series, folders of cases, phantom folders with split.json); "
+                        "replaces the config's data.train (data.val_names pick the validation subjects)")
     p.add_argument("--resume", type=Path, default=None, help="checkpoint to continue from (last.pt)")
     p.set_defaults(run=_run_train)
 
@@ -52,12 +57,15 @@ def register(subparsers, formatter) -> None:
     p.set_defaults(run=_run_eval)
 
     p = commands.add_parser(
-        "predict", formatter_class=formatter, help="reconstruct a case (.h5 or CMRxRecon .mat) into a case .h5",
+        "predict", formatter_class=formatter,
+        help="reconstruct a case (.h5, CMRxRecon .mat, ...) into a case .h5 at the input's size",
         epilog="examples:\n  cinemri recon predict data/phantom/phantom_1484405855.h5 --checkpoint best.pt "
                "--out recon.h5 --acceleration 5\n"
                "  cinemri recon predict AccFactor08/P001/cine_sax.mat --checkpoint best.pt --out recon.h5")
-    p.add_argument("input", type=Path, help="cinemri case .h5 or CMRxRecon .mat")
-    p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint of `cinemri recon train`")
+    p.add_argument("input", type=Path, help="cinemri case .h5, CMRxRecon .mat or any case `cinemri info` reads "
+                   "(magnitude images get simulated coils)")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="checkpoint of `cinemri recon train` (default: the bundled reconstruction weights)")
     p.add_argument("--out", required=True, type=Path, help="output case .h5")
     p.add_argument("--acceleration", type=float, default=None,
                    help="undersample a fully sampled input at this rate first")
@@ -81,7 +89,10 @@ def register(subparsers, formatter) -> None:
 def _run_train(args) -> None:
     from cinemri.experiments import train
 
-    result = train(args.config, args.overrides, resume=args.resume)
+    overrides = list(args.overrides)
+    if args.data:
+        overrides.append("data.train=" + json.dumps([str(p) for p in args.data]))
+    result = train(args.config, overrides, resume=args.resume)
     best = f"; best {result.best_metric:.6g} at epoch {result.best_epoch}" if result.best_metric is not None else ""
     print(f"trained {result.epochs_completed} epochs ({result.global_step} steps){best}")
     print(f"last checkpoint: {result.last_checkpoint}")
@@ -112,7 +123,10 @@ def _run_eval(args) -> None:
 def _run_predict(args) -> None:
     from cinemri.experiments import predict
 
-    print(predict(args.input, args.checkpoint, args.out, acceleration=args.acceleration, mask_path=args.mask,
+    from cinemri.analysis.weights import resolve_checkpoint
+
+    checkpoint = resolve_checkpoint(args.checkpoint, "recon")
+    print(predict(args.input, checkpoint, args.out, acceleration=args.acceleration, mask_path=args.mask,
                   name=args.name))
 
 

@@ -226,8 +226,10 @@ def predict(input_path: str | os.PathLike, checkpoint: str | os.PathLike, out_pa
     the file or ``mask_path``) is reconstructed as acquired, coil maps from the file or
     estimated from its calibration lines; a fully sampled input (k-space, or image + coil
     maps) needs ``acceleration`` and is undersampled with the checkpoint's mask settings,
-    seeded per slice. The output keeps labels, spacing, ED/ES, group and indices of the input
-    (labels cropped like the image when the config crops), and its name unless ``name`` is given.
+    seeded per slice. The cascade runs fully convolutionally on the whole field of view at
+    the input's size (the config's training ``data.crop`` is not applied), so the output has
+    the input's shape and spacing. The output keeps labels, spacing, ED/ES, group and indices
+    of the input, and its name unless ``name`` is given.
 
     Raises:
         ValueError: a bad checkpoint or input, ``acceleration`` missing for a fully sampled
@@ -244,7 +246,8 @@ def predict(input_path: str | os.PathLike, checkpoint: str | os.PathLike, out_pa
     else:
         if acceleration is None:
             raise ValueError(f"{input_path} is fully sampled; give --acceleration to undersample it")
-        options = loaded.config.data.options("fixed", acceleration)
+        # the whole field of view at the input's size: the training crop is not applied
+        options = replace(loaded.config.data.options("fixed", acceleration), crop=None)
         dataset = make_dataset([case], options)
         samples = [dataset[i] for i in range(len(dataset))]
     slices = []
