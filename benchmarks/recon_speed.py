@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/recon_speed.py            # all models, ~10 min on 2 idle cores
     .venv/bin/python benchmarks/recon_speed.py --quick    # main cascade + CS + BART, 1 repeat
+    .venv/bin/python benchmarks/recon_speed.py --step     # training step before/after, FLOPs, % of peak
+    .venv/bin/python benchmarks/recon_speed.py --step --tiny   # the same in seconds (shows it works)
 
 Input: the middle slice of phantom case ``--seed`` at the default phantom size (16 frames,
 128 x 128, 8 coils), noisy k-space, 5x ``vd_random`` mask with 8 centre lines, k-space
@@ -24,6 +26,26 @@ the training phase (model, activations, gradients and optimizer state included; 
 does not see torch's allocator). For BART it is the peak RSS of the whole ``bart`` process
 (``RUSAGE_CHILDREN``). BART's time is the wall time of the ``bart pics`` process (file
 writing excluded, process start included).
+
+``--step``: the training step of the main cascade (3 stages, 3D U-Net + CBAM, soft DC, L1,
+AdamW), recipe by recipe, each in a fresh subprocess:
+
+- ``before``: today's recipe (configs/recon/cascade_unet3d_cbam.yaml): batch 2 of phantom
+  slices cropped to 64 readout rows x 128 (``--crop-rows``), 16 frames, 8 coils, fp32;
+- ``before_bf16``: the same under bf16 autocast around the denoisers (DC and FFT in fp32);
+- ``strips_fp32``: the new recipe (configs/recon/cascade_real.yaml) in fp32: batch 4 of
+  readout strips of 48 rows x 160 (``--strip-rows``, ``--strip-width``) with simulated coils
+  and augmentation, channels-last 3D;
+- ``after``: the new recipe in bf16 (what cascade_real.yaml trains with).
+
+Per recipe: model FLOPs of one step (``torch.utils.flop_counter.FlopCounterMode`` over one
+forward + backward, counted in fp32; FFTs and element-wise ops are not counted), the median
+step time (forward, loss, backward, AdamW; after ``--warmup`` steps, ``--train-repeats``
+timed), achieved GFLOP/s and its fraction of the machine's measured conv3d throughput of the
+step's precision (the best GFLOP/s of 3x3x3 ``conv3d`` forwards over a few shapes, fp32 and
+bf16, measured in this run), voxels per second (B x T x H x W / step time; the recipes
+differ in size) and the time to make one sample (``ReconDataset.__getitem__``, which the
+training process pays in series with num_workers 0).
 """
 
 from __future__ import annotations
@@ -43,6 +65,7 @@ from _speed import machine_info, median_time, peak_mb, run_job, timing_parser  #
 REPO = Path(__file__).resolve().parents[1]
 ABLATION_CONFIG = REPO / "configs" / "recon" / "ablation.yaml"
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "recon_speed.json"
+DEFAULT_STEP_OUT = REPO / "benchmarks" / "results" / "recon_speed_step.json"
 
 # Sizes used when configs/recon/ablation.yaml is absent (they match it when present).
 FALLBACK_OPTIONS: dict[str, dict] = {
@@ -157,6 +180,144 @@ def worker(job: dict) -> dict:
     return out
 
 
+PEAK_SHAPES = ((2, 16, 16, 48, 160), (2, 32, 16, 24, 80), (2, 64, 16, 12, 40))  # (B, C, T, H, W)
+TINY_PEAK_SHAPES = ((2, 4, 4, 8, 16),)
+
+
+def peak_worker(job: dict) -> dict:
+    """Best GFLOP/s of a 3x3x3 conv3d forward (C -> C channels) over the job's shapes, fp32 and bf16."""
+    import torch
+
+    torch.set_num_threads(job["threads"])
+    out = {"name": "peak", "shapes": [list(s) for s in job["shapes"]]}
+    for dtype_name, amp in (("fp32", False), ("bf16", True)):
+        best = 0.0
+        for b, c, t, h, w in job["shapes"]:
+            conv = torch.nn.Conv3d(c, c, 3, padding=1, bias=False)
+            x = torch.randn(b, c, t, h, w)
+            flops = 2.0 * b * c * c * 27 * t * h * w
+
+            def forward() -> None:
+                with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+                    conv(x)
+
+            median, _ = median_time(forward, 1, max(2, job["repeats"]))
+            best = max(best, flops / median / 1e9)
+        out[f"{dtype_name}_gflops"] = best
+    return out
+
+
+def step_worker(job: dict) -> dict:
+    """Time the training step of one recipe (see the module docstring)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from cinemri.data import ReconDataset, ReconOptions, collate_recon
+    from cinemri.data.simulate import AugmentOptions, SimulationOptions
+    from cinemri.recon import build_reconstructor
+    from cinemri.recon.losses import l1_loss
+
+    torch.set_num_threads(job["threads"])
+    torch.manual_seed(0)
+    if job["strips"]:
+        augment = AugmentOptions(flip=True, rot90=True, time_reverse=True, time_shift=True,
+                                 crop=(job["strip_width"], job["strip_width"]), frames=job["frames"])
+        options = ReconOptions(mask_mode="per_epoch", center_lines=job["center_lines"], augment=augment,
+                               strip_rows=job["strip_rows"],
+                               simulation=SimulationOptions(coils=(job["coils"], job["coils"]), replace_maps=True))
+    else:
+        options = ReconOptions(mask_mode="per_epoch", center_lines=job["center_lines"],
+                               crop=(job["crop_rows"], job["size"]))
+    dataset = ReconDataset([job["case"]], options)
+
+    def sample(i: int):
+        dataset.set_epoch(i // len(dataset))
+        return dataset[i % len(dataset)]
+
+    prep_s, _ = median_time(lambda: sample(0), 1, 3)
+    batch = collate_recon([sample(i) for i in range(job["batch"])])
+    model = build_reconstructor(**job["model_args"], channels_last=job["channels_last"])
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=job["bf16"]):
+            loss = l1_loss(model(batch.kspace, batch.mask, batch.maps), batch.target)
+        loss.backward()
+        optimizer.step()
+
+    with FlopCounterMode(display=False) as counter:  # fp32 count: the FLOPs do not depend on the dtype
+        l1_loss(model(batch.kspace, batch.mask, batch.maps), batch.target).backward()
+    optimizer.zero_grad(set_to_none=True)
+    median, times = median_time(step, job["warmup"], job["train_repeats"])
+    shape = list(batch.kspace.shape)  # (B, C, T, H, W)
+    return {"name": job["name"], "batch_shape_BCTHW": shape, "bf16": job["bf16"],
+            "channels_last": job["channels_last"], "strips": job["strips"],
+            "params": sum(p.numel() for p in model.parameters()), "step_flops": counter.get_total_flops(),
+            "train_s": median, "train_all_s": times, "voxels_per_s": shape[0] * shape[2] * shape[3] * shape[4] / median,
+            "prepare_s": prep_s, "load_average_1m": os.getloadavg()[0]}
+
+
+def step_markdown(rows: list[dict], peak: dict) -> str:
+    """Before/after table: step time, GFLOP/step, GFLOP/s, % of the measured conv3d peak."""
+    base = rows[0]["voxels_per_s"]
+    lines = [f"Measured conv3d peak: fp32 {peak['fp32_gflops']:.0f} GFLOP/s, bf16 {peak['bf16_gflops']:.0f} GFLOP/s.",
+             "", "| recipe | batch (B, C, T, H, W) | precision | GFLOP/step | step s | GFLOP/s | % of peak | "
+             "voxels/s | x before | sample s |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        achieved = r["step_flops"] / r["train_s"] / 1e9
+        peak_value = peak["bf16_gflops"] if r["bf16"] else peak["fp32_gflops"]
+        precision = ("bf16" if r["bf16"] else "fp32") + (", channels-last" if r["channels_last"] else "")
+        lines.append(f"| {r['name']} | {tuple(r['batch_shape_BCTHW'])} | {precision} | {r['step_flops'] / 1e9:.2f} | "
+                     f"{r['train_s']:.3f} | {achieved:.1f} | {100 * achieved / peak_value:.0f} % | "
+                     f"{r['voxels_per_s']:,.0f} | {r['voxels_per_s'] / base:.2f} | {r['prepare_s']:.3f} |")
+    return "\n".join(lines)
+
+
+def run_step(args: argparse.Namespace, info: dict) -> None:
+    """``--step``: before/after training-step recipes side by side (see the module docstring)."""
+    from cinemri.experiments.recon import load_recon_config
+    from cinemri.io import write_case
+    from cinemri.phantom import generate_case
+
+    model_args = load_recon_config([REPO / "configs" / "recon" / "cascade_unet3d_cbam.yaml"]).model.model_args()
+    if args.base_channels is not None:
+        model_args["denoiser_options"]["base_channels"] = args.base_channels
+    common = {"threads": args.threads, "warmup": args.warmup, "repeats": args.repeats,
+              "train_repeats": max(1, args.train_repeats), "model_args": model_args, "coils": args.coils,
+              "frames": args.frames, "size": args.size, "crop_rows": args.crop_rows, "strip_rows": args.strip_rows,
+              "strip_width": args.strip_width, "center_lines": args.center_lines}
+    recipes = [("before", False, False, False, args.batch_before), ("before_bf16", False, True, False, args.batch_before),
+               ("strips_fp32", True, False, True, args.batch_after), ("after", True, True, True, args.batch_after)]
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="cinemri_step_") as tmp:
+        extra = {"supersample": 1} if args.tiny else {}
+        case = generate_case(args.seed, slices=3, frames=args.frames, height=args.size, width=args.size,
+                             coils=args.coils, **extra)
+        path = write_case(case, Path(tmp, "case.h5"))
+        shapes = TINY_PEAK_SHAPES if args.tiny else PEAK_SHAPES
+        peak = run_job(__file__, {**common, "kind": "peak", "name": "peak", "shapes": shapes})
+        print(f"conv3d peak: fp32 {peak['fp32_gflops']:.0f}, bf16 {peak['bf16_gflops']:.0f} GFLOP/s",
+              file=sys.stderr, flush=True)
+        rows = []
+        for name, strips, bf16, channels_last, batch in recipes:
+            job = {**common, "kind": "step", "name": name, "strips": strips, "bf16": bf16,
+                   "channels_last": channels_last, "batch": batch, "case": str(path)}
+            rows.append(run_job(__file__, job))
+            print(f"{name}: step {rows[-1]['train_s']:.3f} s", file=sys.stderr, flush=True)
+    info["load_average_1_5_15_end"] = list(os.getloadavg())
+    info["total_wall_s"] = time.perf_counter() - start
+    table = step_markdown(rows, peak)
+    print(table)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    result = {"benchmark": "recon_speed --step", "command": " ".join([Path(sys.executable).name] + sys.argv),
+              "machine": info, "setup": {k: v for k, v in common.items()}, "peak": peak, "results": rows,
+              "markdown": table}
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
 def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -185,8 +346,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", type=Path, help="also time the trained cascade of this checkpoint")
     parser.add_argument("--no-bart", action="store_true", help="skip BART even when it is installed")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON output (default {DEFAULT_OUT})")
+    step = parser.add_argument_group("--step: training step before/after (see the module docstring)")
+    step.add_argument("--step", action="store_true", help="time training-step recipes instead of inference")
+    step.add_argument("--tiny", action="store_true",
+                      help="tiny sizes that run in seconds (4 frames, 32 x 32, 2 coils, width-4 U-Nets)")
+    step.add_argument("--frames", type=int, default=16, help="frames T (default 16)")
+    step.add_argument("--size", type=int, default=128, help="phantom H = W (default 128)")
+    step.add_argument("--coils", type=int, default=8, help="coils C (default 8)")
+    step.add_argument("--crop-rows", type=int, default=64, help="before: readout rows of the crop (default 64)")
+    step.add_argument("--strip-rows", type=int, default=48, help="after: readout strip rows (default 48)")
+    step.add_argument("--strip-width", type=int, default=160, help="after: augmentation crop W (default 160)")
+    step.add_argument("--batch-before", type=int, default=2, help="before: batch (default 2)")
+    step.add_argument("--batch-after", type=int, default=4, help="after: batch (default 4)")
+    step.add_argument("--center-lines", type=int, default=8, help="fully sampled centre lines (default 8)")
+    step.add_argument("--base-channels", type=int, default=None, help="U-Net width (default: the config's 16)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.tiny:
+        args.frames, args.size, args.coils, args.crop_rows, args.strip_rows = 4, 32, 2, 16, 8
+        args.strip_width, args.center_lines, args.base_channels = 32, 4, args.base_channels or 4
+        args.train_repeats = min(args.train_repeats, 1)
+    if args.step and args.out == DEFAULT_OUT:
+        args.out = DEFAULT_STEP_OUT
     if args.threads < 1 or args.repeats < 1 or args.warmup < 0 or args.train_repeats < 0:
         parser.error("--threads and --repeats must be >= 1, --warmup and --train-repeats >= 0")
     if args.quick:
@@ -197,7 +378,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(json.loads(args.worker))))
+        job = json.loads(args.worker)
+        print(json.dumps({"peak": peak_worker, "step": step_worker}.get(job["kind"], worker)(job)))
+        return
+    if args.step:
+        run_step(args, machine_info(args.threads))
         return
     import bart
 
