@@ -85,3 +85,22 @@ def test_dataset_resamples_to_the_option_spacing():
     sample = SegDataset([case], SegOptions(spacing_mm=1.5))[0]
     assert sample.image.shape == (1, 15, 13) and sample.labels.shape == (15, 13)
     torch.testing.assert_close(sample.spacing, torch.tensor([1.5, 0.75 * 26 / 13]))
+
+
+def test_window_off_centre_round_trip_and_background_outside():
+    labels = _labels(37, 50)
+    grid = SliceGrid.plan(labels.shape, (1.5, 1.5), SegOptions(spacing_mm=1.5, size=(20, 24)), centre=(30, 8))
+    assert grid.window_centre == (30, 8)
+    window = grid.prepare_labels(labels)  # rows 20..39 (37.. padded), columns -4..19 (-4..-1 padded)
+    assert window.shape == (20, 24)
+    assert np.array_equal(window[:17, 4:], labels[20:37, 0:20]) and not window[17:].any() and not window[:, :4].any()
+    back = grid.restore_labels(window)
+    inside = np.zeros_like(labels, bool)
+    inside[20:37, 0:20] = True
+    assert np.array_equal(back[inside], labels[inside]) and not back[~inside].any()
+    probs = np.zeros((4, 20, 24), np.float32)
+    probs[3] = 1.0
+    restored = grid.restore_probabilities(probs)
+    assert np.allclose(restored[3][inside], 1.0) and np.allclose(restored[0][~inside], 1.0)
+    centred = SliceGrid.plan(labels.shape, (1.5, 1.5), SegOptions(spacing_mm=1.5, size=(20, 24)))
+    assert np.array_equal(centred.prepare_labels(labels), labels[8:28, 13:37])  # None: the centre crop

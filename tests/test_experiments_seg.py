@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 
 from cinemri.experiments.seg_config import load_seg_config
 from cinemri.experiments.seg_data import discover_cases, split_cases
@@ -271,3 +273,32 @@ def test_a_labelled_frame_outside_the_cine_is_one_line_not_an_index_error(tmp_pa
         f.attrs["labelled_frames"] = [0, 7]  # of 3 frames
     with pytest.raises(ValueError, match=r"tiny0\.h5: labelled frame\(s\) \[7\]"):
         SegDataset([path])
+
+
+class _BrightIsLV(torch.nn.Module):
+    """A stand-in segmenter: LV wherever the normalised image is positive, else background."""
+
+    def forward(self, x):
+        logits = torch.full((x.shape[0], 4, *x.shape[-2:]), -10.0)
+        logits[:, 3] = 10.0 * x[:, 0]
+        logits[:, 0] = 0.0
+        return logits
+
+
+def test_crop_to_heart_segments_a_training_size_window_around_an_off_centre_heart():
+    from cinemri.case import Case
+    from cinemri.experiments.seg_config import SegExperiment
+    from cinemri.experiments.seg_infer import _heart_centre, segment_case, test_time_options
+
+    y, x = np.mgrid[:48, :56]
+    disc = np.hypot(y - 9, x - 44) < 5  # the "heart", far from the image centre (24, 28)
+    image = np.where(disc, 1.0, 0.0) + 0.01 * np.random.default_rng(0).random((48, 56))
+    case = Case(name="offcentre", spacing=(8.0, 1.5, 1.5), image=np.repeat(image[None, None], 2, 1).astype(np.complex64))
+    cfg = SegExperiment()
+    cfg.data.preprocess = type(cfg.data.preprocess)(spacing_mm=1.5, size=(16, 16))
+    model = _BrightIsLV()
+    assert _heart_centre(model, case, dataclasses.replace(cfg.data.preprocess, size=None), [0, 1], 8, "cpu") == (9, 44)
+    found = segment_case(model, case, cfg, test_time=test_time_options(cfg, crop_to_heart=True))
+    assert np.array_equal(found.labels[0, 0] == 3, disc) and 0.99 < found.confidence <= 1.0
+    with pytest.raises(ValueError, match="unknown test-time option"):
+        test_time_options(cfg, flip=True)

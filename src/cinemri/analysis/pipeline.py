@@ -33,7 +33,7 @@ from cinemri.analysis.weights import resolve_checkpoint
 from cinemri.case import Case
 from cinemri.clinical import INDEX_KEYS, LV, MYO, RV, compute_indices, detect_ed_es, volume_curves_ml
 from cinemri.experiments.recon import load_reconstructor
-from cinemri.experiments.seg_infer import Segmentation, load_segmenter, read_input, segment_case
+from cinemri.experiments.seg_infer import Segmentation, load_segmenter, read_input, segment_case, test_time_options
 from cinemri.files import StagedOutputDir, check_output_dir
 from cinemri.metrics import nmse, psnr, segmentation_scores, ssim
 from cinemri.plausibility import check_confidence, check_enclosure, check_indices, check_myocardium
@@ -87,9 +87,9 @@ def segment(case: Case, seg_model, seg_cfg, options: AnalyzeOptions) -> tuple[Se
     network's confidence, seconds)."""
     start = time.perf_counter()
     with torch.inference_mode():
-        result = segment_case(seg_model, case, seg_cfg, flip_tta=options.flip_tta,
-                              largest_component=options.largest_component, postprocess=options.postprocess,
-                              device=options.device)
+        test_time = test_time_options(seg_cfg, flip_tta=options.flip_tta, postprocess=options.postprocess,
+                                      largest_component=options.largest_component)
+        result = segment_case(seg_model, case, seg_cfg, test_time=test_time, device=options.device)
     return result, time.perf_counter() - start
 
 

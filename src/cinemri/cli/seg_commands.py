@@ -84,7 +84,15 @@ def _add_test_time_flags(p) -> None:
     p.add_argument("--postprocess", action=argparse.BooleanOptionalAction, default=None,
                    help="anatomical post-processing: LV largest component, MYO touching the LV, RV touching the "
                         "MYO, LV holes filled (default: the checkpoint's eval.postprocess)")
+    p.add_argument("--crop-to-heart", action=argparse.BooleanOptionalAction, default=None,
+                   help="segment a training-size window around the heart found by a first pass (default: the "
+                        "checkpoint's eval.crop_to_heart)")
     p.add_argument("--device", default="cpu", help="torch device")
+
+
+def _test_time(args) -> dict:
+    return {"flip_tta": args.flip_tta, "largest_component": args.largest_component,
+            "postprocess": args.postprocess, "crop_to_heart": args.crop_to_heart}
 
 
 def _run_train(args) -> None:
@@ -109,8 +117,7 @@ def _run_eval(args) -> None:
     from cinemri.experiments.seg_eval import evaluate
 
     summary = evaluate(args.checkpoint, args.data, split=args.split, out_dir=args.out, json_path=args.json,
-                       flip_tta=args.flip_tta, largest_component=args.largest_component,
-                       postprocess=args.postprocess, device=args.device, max_cases=args.max_cases)
+                       test_time=_test_time(args), device=args.device, max_cases=args.max_cases)
     for phase in ("ed", "es"):
         scores = summary["phases"][phase]
         print(f"{phase.upper()}: " + "  ".join(f"{k}={scores[k]['mean']:.3f}" for k in
@@ -122,9 +129,7 @@ def _run_eval(args) -> None:
 def _run_predict(args) -> None:
     from cinemri.experiments.seg_predict import predict
 
-    for path in predict(args.input, args.checkpoint, args.out, flip_tta=args.flip_tta,
-                        largest_component=args.largest_component, postprocess=args.postprocess,
-                        device=args.device):
+    for path in predict(args.input, args.checkpoint, args.out, test_time=_test_time(args), device=args.device):
         print(path)
 
 

@@ -98,6 +98,40 @@ def stable_seed(*parts: object) -> int:
     return zlib.crc32(":".join(str(p) for p in parts).encode())
 
 
+def crop_window(x: np.ndarray, size: tuple[int, int], centre: tuple[int, int]) -> np.ndarray:
+    """The ``size`` window of the last two axes of ``x`` whose centre pixel is ``centre``.
+
+    x: (..., H, W) -> (..., size[0], size[1]) same dtype; rows [cy - h // 2, cy - h // 2 + h)
+    and the same for columns; parts outside x are zero. With centre (H // 2, W // 2) this is
+    :func:`center_crop_or_pad`.
+    """
+    out = np.zeros((*x.shape[:-2], *size), dtype=x.dtype)
+    src, dst = _overlap(x.shape[-2:], size, centre)
+    out[..., dst[0], dst[1]] = x[..., src[0], src[1]]
+    return out
+
+
+def paste_window(window: np.ndarray, shape: tuple[int, int], centre: tuple[int, int]) -> np.ndarray:
+    """The inverse of :func:`crop_window`: ``window`` (..., h, w) placed in zeros of (..., *shape)
+    with its centre pixel at ``centre``; parts falling outside are dropped."""
+    out = np.zeros((*window.shape[:-2], *shape), dtype=window.dtype)
+    src, dst = _overlap(shape, window.shape[-2:], centre)
+    out[..., src[0], src[1]] = window[..., dst[0], dst[1]]
+    return out
+
+
+def _overlap(full: tuple[int, ...], size: tuple[int, ...], centre: tuple[int, int]) -> tuple[tuple, tuple]:
+    """(slices into the full image, slices into the window) of the rows/columns they share."""
+    src, dst = [], []
+    for n_full, n, c in zip(full, size, centre):
+        start = int(c) - int(n) // 2  # first full-image index of the window
+        lo, hi = max(start, 0), min(start + int(n), int(n_full))
+        hi = max(hi, lo)
+        src.append(slice(lo, hi))
+        dst.append(slice(lo - start, hi - start))
+    return tuple(src), tuple(dst)
+
+
 def center_crop_or_pad(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Crop or zero-pad the last two axes of ``x`` to ``size`` around the centre.
 

@@ -27,7 +27,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from cinemri.case import Case
-from cinemri.data.cases import CaseSource, center_crop_or_pad
+from cinemri.data.cases import CaseSource, crop_window, paste_window
 
 NORMALIZATIONS = ("zscore", "percentile", "none")
 
@@ -178,18 +178,22 @@ class SliceGrid:
     """The map between an original (H, W) slice grid and the network's (h, w) grid.
 
     original: (H, W); native_spacing: (dy, dx) mm; resampled: (H', W') after resampling to
-    the target spacing (= original when not resampling); size: (h, w) after the centre
-    crop/pad (= resampled when no size is set). Build with :meth:`plan`.
+    the target spacing (= original when not resampling); size: (h, w) after the crop/pad
+    (= resampled when no size is set); centre: the pixel of the resampled grid at the
+    window's centre (None: (H' // 2, W' // 2), a centre crop). Build with :meth:`plan`.
     """
 
     original: tuple[int, int]
     native_spacing: tuple[float, float]
     resampled: tuple[int, int]
     size: tuple[int, int]
+    centre: tuple[int, int] | None = None
 
     @classmethod
-    def plan(cls, shape: tuple[int, ...], spacing, options: SegOptions) -> SliceGrid:
-        """shape: (..., H, W); spacing: (dy, dx) mm (or (dz, dy, dx): the last two are used)."""
+    def plan(cls, shape: tuple[int, ...], spacing, options: SegOptions,
+             centre: tuple[int, int] | None = None) -> SliceGrid:
+        """shape: (..., H, W); spacing: (dy, dx) mm (or (dz, dy, dx): the last two are used);
+        centre: window centre on the resampled grid (None: its centre pixel)."""
         height, width = int(shape[-2]), int(shape[-1])
         dy, dx = (float(v) for v in tuple(spacing)[-2:])
         if not (dy > 0 and dx > 0 and np.isfinite(dy) and np.isfinite(dx)):
@@ -199,7 +203,13 @@ class SliceGrid:
             resampled = (max(1, round(height * dy / options.spacing_mm)),
                          max(1, round(width * dx / options.spacing_mm)))
         size = resampled if options.size is None else tuple(int(v) for v in options.size)
-        return cls((height, width), (dy, dx), resampled, size)  # type: ignore[arg-type]
+        centre = None if centre is None else (int(centre[0]), int(centre[1]))
+        return cls((height, width), (dy, dx), resampled, size, centre)  # type: ignore[arg-type]
+
+    @property
+    def window_centre(self) -> tuple[int, int]:
+        """The resampled-grid pixel at the centre of the network's window."""
+        return self.centre if self.centre is not None else (self.resampled[0] // 2, self.resampled[1] // 2)
 
     @property
     def spacing(self) -> tuple[float, float]:
@@ -212,13 +222,13 @@ class SliceGrid:
         self._check(image, "image")
         image = _interpolate(image.astype(np.float32), self.resampled, "bilinear")  # (H', W')
         image = normalize_intensity(image, options.normalization, options.percentiles)
-        return np.ascontiguousarray(center_crop_or_pad(image, self.size), dtype=np.float32)  # (h, w)
+        return np.ascontiguousarray(crop_window(image, self.size, self.window_centre), dtype=np.float32)  # (h, w)
 
     def prepare_labels(self, labels: np.ndarray) -> np.ndarray:
         """labels: (H, W) integer -> (h, w) int64: resample (nearest), crop/pad with background."""
         self._check(labels, "labels")
         labels = _interpolate(labels.astype(np.int64), self.resampled, "nearest")  # (H', W')
-        return np.ascontiguousarray(center_crop_or_pad(labels, self.size))  # (h, w)
+        return np.ascontiguousarray(crop_window(labels, self.size, self.window_centre))  # (h, w)
 
     def restore_probabilities(self, probs: np.ndarray) -> np.ndarray:
         """Class probabilities back on the original grid: the exact inverse geometry.
@@ -230,8 +240,8 @@ class SliceGrid:
         probs = np.asarray(probs, dtype=np.float32)
         if probs.ndim != 3 or tuple(probs.shape[1:]) != self.size:
             raise ValueError(f"probs must be (K, {self.size[0]}, {self.size[1]}), got {probs.shape}")
-        full = center_crop_or_pad(probs, self.resampled)  # (K, H', W'); padded area is 0
-        outside = center_crop_or_pad(np.ones(self.size, np.float32), self.resampled) == 0  # (H', W')
+        full = paste_window(probs, self.resampled, self.window_centre)  # (K, H', W'); outside the window 0
+        outside = paste_window(np.ones(self.size, np.float32), self.resampled, self.window_centre) == 0  # (H', W')
         full[0][outside] = 1.0
         return _interpolate(full, self.original, "bilinear")  # (K, H, W)
 
@@ -240,7 +250,8 @@ class SliceGrid:
         labels = np.asarray(labels)
         if tuple(labels.shape) != self.size:
             raise ValueError(f"labels must be {self.size}, got {labels.shape}")
-        return _interpolate(center_crop_or_pad(labels, self.resampled), self.original, "nearest")  # (H, W)
+        return _interpolate(paste_window(labels, self.resampled, self.window_centre), self.original,
+                            "nearest")  # (H, W)
 
     def _check(self, x: np.ndarray, name: str) -> None:
         if tuple(x.shape) != self.original:

@@ -127,11 +127,14 @@ class SegEvalSection:
     of :mod:`cinemri.seg.postprocess` (LV largest component, MYO touching the LV, RV touching
     the MYO, LV holes filled); ``largest_component`` (used only without ``postprocess``) keeps,
     per frame, the largest connected component (face connectivity in 3D over the slice stack)
-    of each structure; ``batch_size``: slices per forward pass."""
+    of each structure; ``crop_to_heart``: segment a window of the training size
+    (``data.preprocess.size``) centred on the heart found by a first whole-field-of-view pass
+    (else the whole field of view); ``batch_size``: slices per forward pass."""
 
     flip_tta: bool = False
     largest_component: bool = False
     postprocess: bool = False
+    crop_to_heart: bool = False
     batch_size: int = 8
 
     def __post_init__(self) -> None:

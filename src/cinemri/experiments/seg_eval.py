@@ -10,18 +10,19 @@ standard deviation of the differences. Labels are scored on each case's original
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
 from cinemri.clinical import INDEX_KEYS, compute_indices
 from cinemri.experiments.seg_data import CaseRef, discover_cases, split_cases
 from cinemri.analysis.weights import resolve_checkpoint
-from cinemri.experiments.seg_infer import load_segmenter, predict_case
+from cinemri.experiments.seg_infer import load_segmenter, predict_case, test_time_options
 from cinemri.io import read_any
 from cinemri.metrics import MetricTable, segmentation_scores
 
@@ -70,8 +71,7 @@ def _json_safe(value: Any) -> Any:
 
 def evaluate(checkpoint: str | os.PathLike | None, data: list[str] | None = None, *, split: str = "val",
              out_dir: str | os.PathLike | None = None, json_path: str | os.PathLike | None = None,
-             flip_tta: bool | None = None, largest_component: bool | None = None,
-             postprocess: bool | None = None, device: str = "cpu",
+             test_time: Mapping[str, bool | None] | None = None, device: str = "cpu",
              max_cases: int | None = None) -> dict[str, Any]:
     """Score ``checkpoint`` (default: the bundled segmenter) on the ``split`` of ``data``
     (default: the checkpoint's own sources).
@@ -80,13 +80,16 @@ def evaluate(checkpoint: str | os.PathLike | None, data: list[str] | None = None
     cases a folder's split.json holds out) or "all".
     Writes to ``out_dir`` (when given): ``per_case.csv`` (one row per case and phase),
     ``clinical.csv`` (predicted and true indices per case), ``summary.json``; and the summary
-    to ``json_path``. Returns the summary: {"checkpoint", "split", "cases", "tta", "lcc",
+    to ``json_path``. ``test_time``: test-time options that replace the checkpoint's ``eval``
+    ones (:func:`cinemri.experiments.seg_infer.test_time_options`; None values keep them).
+    Returns the summary: {"checkpoint", "split", "cases", "test_time", "tta", "lcc",
     "phases": {"ed"|"es"|"all": {metric: {"mean", "std", "median", "n", "n_inf"}}},
     "clinical": {index: agreement}}.
     Raises ValueError for an unreadable checkpoint or cases without ED/ES labels.
     """
     checkpoint = resolve_checkpoint(checkpoint, "seg")
     model, cfg = load_segmenter(checkpoint, device)
+    options = test_time_options(cfg, **dict(test_time or {}))
     refs = _select(cfg, data, split)[:max_cases]
     if not refs:
         raise ValueError(f"no case to evaluate in split {split!r} of {data or cfg.data.train}")
@@ -100,8 +103,7 @@ def evaluate(checkpoint: str | os.PathLike | None, data: list[str] | None = None
         missing = [f for f in frames if f not in case.labelled_frames]
         if missing:
             raise ValueError(f"{ref.path}: frame(s) {missing} (ED/ES) have no ground truth")
-        pred = predict_case(model, case, cfg, frames, flip_tta=flip_tta, largest_component=largest_component,
-                            postprocess=postprocess, device=device)  # (S, T, H, W)
+        pred = predict_case(model, case, cfg, frames, test_time=options, device=device)  # (S, T, H, W)
         for phase, t in (("ed", case.ed_frame), ("es", case.es_frame)):
             scores = phase_scores(pred[:, t], case.labels[:, t], case.spacing)
             tables[phase].add(f"{case.name}_{phase}", scores)
@@ -113,9 +115,7 @@ def evaluate(checkpoint: str | os.PathLike | None, data: list[str] | None = None
         clinical_rows[case.name] = row
     summary: dict[str, Any] = {
         "checkpoint": str(checkpoint), "split": split, "cases": [r.name for r in refs],
-        "tta": cfg.eval.flip_tta if flip_tta is None else flip_tta,
-        "lcc": cfg.eval.largest_component if largest_component is None else largest_component,
-        "postprocess": cfg.eval.postprocess if postprocess is None else postprocess,
+        "test_time": dataclasses.asdict(options), "tta": options.flip_tta, "lcc": options.largest_component,
         "phases": {phase: {k: {"mean": s.mean, "std": s.std, "median": s.median, "n": s.n, "n_inf": s.n_inf}
                            for k, s in table.summary().items() if not k.startswith("n_")}
                    for phase, table in tables.items()},

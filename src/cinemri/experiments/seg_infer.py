@@ -10,7 +10,7 @@ argmax, so outputs keep the input's shape and affine exactly.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,8 @@ from torch import nn
 
 from cinemri.case import Case
 from cinemri.data.seg import SliceGrid
-from cinemri.experiments.seg_config import SegExperiment, experiment_from_dict
+from cinemri.clinical import LV, MYO
+from cinemri.experiments.seg_config import SegEvalSection, SegExperiment, experiment_from_dict
 from cinemri.seg.models import build_segmenter
 from cinemri.seg.postprocess import postprocess_frames
 from cinemri.train import check_model, load_checkpoint, load_model_state
@@ -73,17 +74,30 @@ def largest_components(labels: np.ndarray, structures: tuple[int, ...] = (1, 2, 
     return out
 
 
+def test_time_options(cfg: SegExperiment, **given: bool | None) -> SegEvalSection:
+    """The checkpoint's ``eval`` section with the options the caller gave (None: keep the
+    checkpoint's), e.g. ``test_time_options(cfg, flip_tta=True, postprocess=None)``.
+
+    Raises:
+        ValueError: a name that is not a field of :class:`SegEvalSection`.
+    """
+    known = {f.name for f in fields(SegEvalSection)}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise ValueError(f"unknown test-time option(s) {unknown}; known: {sorted(known)}")
+    return replace(cfg.eval, **{k: v for k, v in given.items() if v is not None})
+
+
 def predict_case(model: nn.Module, case: Case, cfg: SegExperiment, frames: list[int] | None = None,
-                 *, flip_tta: bool | None = None, largest_component: bool | None = None,
-                 postprocess: bool | None = None, device: str = "cpu") -> np.ndarray:
+                 *, test_time: SegEvalSection | None = None, device: str = "cpu") -> np.ndarray:
     """Label maps of a case on its own grid.
 
     case: needs ``image`` (S, T, H, W) complex64 and ``spacing``; frames: frames to segment
-    (default all); flip_tta / largest_component / postprocess: default ``cfg.eval``'s.
+    (default all); test_time: flip TTA, heart crop and post-processing (default ``cfg.eval``;
+    see :func:`test_time_options`).
     returns labels (S, T, H, W) uint8, zero in frames not segmented.
     """
-    return segment_case(model, case, cfg, frames, flip_tta=flip_tta, largest_component=largest_component,
-                        postprocess=postprocess, device=device).labels
+    return segment_case(model, case, cfg, frames, test_time=test_time, device=device).labels
 
 
 @dataclass
@@ -96,34 +110,63 @@ class Segmentation:
     confidence: float
 
 
+def _network_labels(model: nn.Module, case: Case, grid: SliceGrid, options, planes: list[tuple[int, int]],
+                    batch_size: int, flip_tta: bool, device: str):
+    """Yield ((slice, frame), softmax (K, h, w) on the network grid) for every plane."""
+    for start in range(0, len(planes), batch_size):
+        chunk = planes[start:start + batch_size]
+        images = np.stack([grid.prepare_image(np.abs(case.image[s, t]), options) for s, t in chunk])  # (b, h, w)
+        probs = _probabilities(model, torch.from_numpy(images)[:, None].to(device), flip_tta).cpu().numpy()
+        yield from zip(chunk, probs)
+
+
+def _heart_centre(model: nn.Module, case: Case, options, frames: list[int], batch_size: int,
+                  device: str) -> tuple[int, int] | None:
+    """The heart's centre on the resampled grid: centroid of the LV and myocardium found in a
+    whole-field-of-view pass over every slice of (at most) two frames; None when none is found."""
+    height, width = case.image.shape[-2:]
+    grid = SliceGrid.plan((height, width), case.spacing, options)  # no crop: the whole field of view
+    looks = sorted({frames[0], frames[len(frames) // 2]})
+    planes = [(s, t) for t in looks for s in range(case.image.shape[0])]
+    total, rows, cols = 0, 0.0, 0.0
+    for _, probs in _network_labels(model, case, grid, options, planes, batch_size, False, device):
+        heart = np.isin(probs.argmax(axis=0), (MYO, LV))  # (h, w)
+        ys, xs = np.nonzero(heart)
+        total, rows, cols = total + ys.size, rows + float(ys.sum()), cols + float(xs.sum())
+    return None if total == 0 else (round(rows / total), round(cols / total))
+
+
 def segment_case(model: nn.Module, case: Case, cfg: SegExperiment, frames: list[int] | None = None,
-                 *, flip_tta: bool | None = None, largest_component: bool | None = None,
-                 postprocess: bool | None = None, device: str = "cpu") -> Segmentation:
-    """:func:`predict_case` with the network's mean foreground confidence (:class:`Segmentation`)."""
+                 *, test_time: SegEvalSection | None = None, device: str = "cpu") -> Segmentation:
+    """:func:`predict_case` with the network's mean foreground confidence (:class:`Segmentation`).
+
+    With ``crop_to_heart`` (and a training crop ``cfg.data.preprocess.size``), a first pass on
+    the whole field of view finds the heart and the second segments a window of the training
+    size around it: what the network saw in training, instead of a larger field of view whose
+    other content shifts its instance-normalisation statistics.
+    """
     if case.image is None:
         raise ValueError(f"case {case.name!r} has no image to segment")
-    flip_tta = cfg.eval.flip_tta if flip_tta is None else flip_tta
-    largest_component = cfg.eval.largest_component if largest_component is None else largest_component
-    postprocess = cfg.eval.postprocess if postprocess is None else postprocess
+    opts = cfg.eval if test_time is None else test_time
     slices, num_frames, height, width = case.image.shape
     frames = list(range(num_frames)) if frames is None else list(frames)
-    options = replace(cfg.data.preprocess, size=None)  # whole resampled field of view
-    grid = SliceGrid.plan((height, width), case.spacing, options)
+    whole = replace(cfg.data.preprocess, size=None)  # whole resampled field of view
+    grid, options = SliceGrid.plan((height, width), case.spacing, whole), whole
+    if opts.crop_to_heart and cfg.data.preprocess.size is not None and frames:
+        centre = _heart_centre(model, case, whole, frames, opts.batch_size, device)
+        options = cfg.data.preprocess
+        grid = SliceGrid.plan((height, width), case.spacing, options, centre)
     out = np.zeros((slices, num_frames, height, width), np.uint8)
     planes = [(s, t) for t in frames for s in range(slices)]
     confidence_sum, foreground = 0.0, 0
-    for start in range(0, len(planes), cfg.eval.batch_size):
-        chunk = planes[start:start + cfg.eval.batch_size]
-        images = np.stack([grid.prepare_image(np.abs(case.image[s, t]), options) for s, t in chunk])  # (b, h, w)
-        probs = _probabilities(model, torch.from_numpy(images)[:, None].to(device), flip_tta).cpu().numpy()
-        for (s, t), p in zip(chunk, probs):
-            restored = grid.restore_probabilities(p)  # (K, H, W)
-            out[s, t] = restored.argmax(axis=0)  # (H, W)
-            winner = restored.max(axis=0)[out[s, t] > 0]  # (N,) probabilities of the labelled pixels
-            confidence_sum, foreground = confidence_sum + float(winner.sum()), foreground + winner.size
-    if postprocess:
+    for (s, t), p in _network_labels(model, case, grid, options, planes, opts.batch_size, opts.flip_tta, device):
+        restored = grid.restore_probabilities(p)  # (K, H, W)
+        out[s, t] = restored.argmax(axis=0)  # (H, W)
+        winner = restored.max(axis=0)[out[s, t] > 0]  # (N,) probabilities of the labelled pixels
+        confidence_sum, foreground = confidence_sum + float(winner.sum()), foreground + winner.size
+    if opts.postprocess:
         out = postprocess_frames(out, frames)
-    elif largest_component:
+    elif opts.largest_component:
         for t in frames:
             out[:, t] = largest_components(out[:, t])
     return Segmentation(out, confidence_sum / foreground if foreground else float("nan"))

@@ -7,11 +7,12 @@ import os
 import re
 from dataclasses import replace
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
 from cinemri.analysis.weights import resolve_checkpoint
-from cinemri.experiments.seg_infer import load_segmenter, predict_case, read_input
+from cinemri.experiments.seg_infer import load_segmenter, predict_case, read_input, test_time_options
 from cinemri.io import write_case, write_labels_nifti
 
 _FRAME_RE = re.compile(r"_frame(\d+)\.nii(\.gz)?$")
@@ -27,10 +28,10 @@ def _acdc_frame_files(case_source: str, name: str) -> list[Path]:
 
 
 def predict(input_path: str | os.PathLike, checkpoint: str | os.PathLike | None, out_dir: str | os.PathLike, *,
-            flip_tta: bool | None = None, largest_component: bool | None = None,
-            postprocess: bool | None = None, device: str = "cpu") -> list[Path]:
+            test_time: Mapping[str, bool | None] | None = None, device: str = "cpu") -> list[Path]:
     """Segment every frame of ``input_path`` with ``checkpoint`` (default: the bundled
-    segmenter) and write the results to ``out_dir``.
+    segmenter) and write the results to ``out_dir``; ``test_time`` replaces the checkpoint's
+    test-time options (see :func:`cinemri.experiments.seg_infer.test_time_options`).
 
     Writes ``<name>_seg.nii.gz`` (uint8 labels, 0 bg 1 RV 2 MYO 3 LV; 3D (X, Y, Z) when the
     input has one frame, else 4D (X, Y, Z, T); the input's affine), for an ACDC folder without
@@ -40,8 +41,8 @@ def predict(input_path: str | os.PathLike, checkpoint: str | os.PathLike | None,
     """
     model, cfg = load_segmenter(resolve_checkpoint(checkpoint, "seg"), device)
     case = read_input(input_path)
-    labels = predict_case(model, case, cfg, flip_tta=flip_tta, largest_component=largest_component,
-                          postprocess=postprocess, device=device)  # (S, T, H, W) uint8
+    labels = predict_case(model, case, cfg, test_time=test_time_options(cfg, **dict(test_time or {})),
+                          device=device)  # (S, T, H, W) uint8
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
