@@ -103,7 +103,8 @@ class ReconDataSection:
     samples only. ``max_*`` limit the data for quick runs: the first cases of each split
     (in order) and the central slices of each case (``max_val_slices_per_case``, when
     set, for validation). ``crop``: (H, W) centre crop of the coil images, e.g. [256, 246]
-    for CMRxRecon.
+    for CMRxRecon. ``cache_cases``: whole non-.h5 cases (DICOM, NIfTI) kept in memory per
+    dataset and worker; set it to the number of such training cases so each is read once.
     """
 
     root: str = "data/phantom"
@@ -127,6 +128,7 @@ class ReconDataSection:
     max_val_cases: int | None = None
     max_slices_per_case: int | None = None
     max_val_slices_per_case: int | None = None
+    cache_cases: int = 2
 
     def __post_init__(self) -> None:
         for name in ("max_train_cases", "max_val_cases", "max_slices_per_case", "max_val_slices_per_case"):
@@ -134,7 +136,7 @@ class ReconDataSection:
             if value is not None and value < 1:
                 raise ValueError(f"data.{name} must be >= 1 or null, got {value}")
         ReconOptions(acceleration=self.acceleration, pattern=self.pattern, crop=self.crop,
-                     strip_rows=self.strip_rows)  # validates
+                     strip_rows=self.strip_rows, cache_cases=self.cache_cases)  # validates
 
     def options(self, mask_mode: str = "fixed", acceleration: float | None = None,
                 train: bool = False) -> ReconOptions:
@@ -144,7 +146,7 @@ class ReconDataSection:
                             pattern=self.pattern, center_lines=self.center_lines, mask_mode=mask_mode,
                             seed=self.seed, single_coil=self.single_coil, crop=self.crop,
                             simulation=self.simulation, augment=self.augment if train else AugmentOptions(),
-                            strip_rows=self.strip_rows if train else None)
+                            strip_rows=self.strip_rows if train else None, cache_cases=self.cache_cases)
 
 
 @dataclass
