@@ -432,3 +432,35 @@ def test_cli_predict_uses_the_bundled_weights_at_the_input_size(tmp_path, capsys
     path = _odd_case(tmp_path)
     assert main(["recon", "predict", str(path), "--out", str(tmp_path / "r.h5"), "--acceleration", "5"]) == 0
     assert read_case(tmp_path / "r.h5").image.shape == (2, 6, 37, 50)
+
+
+def test_eval_scores_magnitude_cases_and_finds_case_folders(trained, subjects, tmp_path):
+    from cinemri.experiments.recon_eval import resolve_data
+
+    _, _, _, out = trained
+    options = EvalOptions(max_slices_per_case=1, cs_iters=5, figures=False)
+    result = evaluate(out / "last.pt", [subjects / "SCDA.h5"], options=options)  # simulated coils, fixed seed
+    again = evaluate(out / "last.pt", [subjects / "SCDA.h5"], options=options)
+    assert result["cases"]["SCDA"]["model"] == again["cases"]["SCDA"]["model"]
+    assert result["cases"]["SCDA"]["cs_tv"]["psnr"] > result["cases"]["SCDA"]["zero_filled"]["psnr"]
+    series = tmp_path / "series"
+    (series / "SCD0000901").mkdir(parents=True)
+    assert resolve_data(subjects, "test") == sorted(subjects.glob("*.h5"))
+    with pytest.raises(ValueError, match="no split.json and no case"):
+        resolve_data(series, "test")
+
+
+SUNNYBROOK = Path("/work/shared/data/sunnybrook")
+
+
+@pytest.mark.skipif(not SUNNYBROOK.is_dir(), reason="shared Sunnybrook data not present")
+def test_real_sunnybrook_sources_split_by_subject():
+    from cinemri.experiments.recon import ReconDataSection, source_cases
+    from cinemri.experiments.recon_eval import resolve_data
+
+    cases = source_cases(ReconDataSection(train=[str(SUNNYBROOK)], val_names=["SCD0000401"],
+                                          exclude_names=["patient090"]))
+    assert [p.name for p in cases["train"]] == ["SCD0000101", "SCD0000201", "SCD0000301"]
+    assert [p.name for p in cases["val"]] == ["SCD0000401"]
+    assert resolve_data(SUNNYBROOK / "SCD0000401", "test") == [SUNNYBROOK / "SCD0000401"]
+    assert len(resolve_data(SUNNYBROOK, "test")) == 4

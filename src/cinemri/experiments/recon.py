@@ -272,7 +272,8 @@ def _matches(name: str, names: Sequence[str]) -> str | None:
     return None
 
 
-def _is_case(path: Path) -> bool:
+def is_case_path(path: Path) -> bool:
+    """True when :func:`cinemri.io.detect_format` recognises ``path`` as a case."""
     try:
         detect_format(path)
     except ValueError:
@@ -298,10 +299,10 @@ def source_cases(data: ReconDataSection) -> dict[str, list[Path]]:
             if data.val_split:
                 out["val"] += split_cases(path, data.val_split, data.split_file)
             continue
-        if _is_case(path):
+        if is_case_path(path):
             cases = [path]
         elif path.is_dir():
-            cases = [child for child in sorted(path.iterdir()) if _is_case(child)]
+            cases = [child for child in sorted(path.iterdir()) if is_case_path(child)]
             if not cases:
                 raise ValueError(f"data.train: folder {path} holds no case that cinemri.io reads")
         else:

@@ -24,7 +24,8 @@ import torch
 
 from cinemri.case import Case
 from cinemri.data import ReconSample, center_crop_or_pad, collate_recon
-from cinemri.experiments.recon import SliceSubset, load_reconstructor, make_dataset, parameter_count, split_cases
+from cinemri.experiments.recon import (SliceSubset, is_case_path, load_reconstructor, make_dataset, parameter_count,
+                                       split_cases)
 from cinemri.files import atomic_write_text
 from cinemri.io import read_any, read_cmrxrecon, write_case
 from cinemri.metrics import MetricTable, nmse, psnr, ssim
@@ -66,16 +67,20 @@ class EvalOptions:
 
 def resolve_data(data: str | os.PathLike | Sequence[str | os.PathLike], split: str,
                  max_cases: int | None = None) -> list[Path]:
-    """Case files: a folder with ``split.json`` gives its ``split``; a folder without one gives
-    its ``*.h5`` files (sorted); files are taken as they are. ValueError if none are found."""
+    """Case files: a folder with ``split.json`` gives its ``split``; a folder that is a case
+    itself (a DICOM series, an ACDC patient) is that case; another folder gives its ``*.h5``
+    files (sorted) or, without any, its entries that are cases (e.g. DICOM series folders);
+    files are taken as they are. ValueError if none are found."""
     items = [Path(data)] if isinstance(data, (str, os.PathLike)) else [Path(d) for d in data]
     if len(items) == 1 and items[0].is_dir():
         root = items[0]
         if (root / "split.json").is_file():
             return split_cases(root, split, max_cases=max_cases)
-        files = sorted(root.glob("*.h5"))
+        if is_case_path(root):
+            return [root]
+        files = sorted(root.glob("*.h5")) or [child for child in sorted(root.iterdir()) if is_case_path(child)]
         if not files:
-            raise ValueError(f"data folder {root} holds no split.json and no .h5 case files")
+            raise ValueError(f"data folder {root} holds no split.json and no case files or folders")
         return files[:max_cases]
     missing = [str(p) for p in items if not p.exists()]
     if missing or not items:
