@@ -40,7 +40,8 @@ def register(subparsers, formatter) -> None:
                "--out results/recon_eval")
     p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint of `cinemri recon train`")
     p.add_argument("--data", required=True, nargs="+", type=Path,
-                   help="a folder with split.json (or just .h5 cases), or case files")
+                   help="a folder with split.json (or just .h5 cases), a case folder (DICOM series) or a "
+                        "folder of them, or case files")
     p.add_argument("--json", type=Path, default=None, help="also write the result JSON here")
     p.add_argument("--out", type=Path, default=None, help="folder for metrics.json/.csv, comparison.png/.gif")
     add_dataclass_flags(p, EvalOptions, helps={
