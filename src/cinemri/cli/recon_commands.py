@@ -24,7 +24,7 @@ def register(subparsers, formatter) -> None:
                "  cinemri recon train --config configs/recon/cascade_unet3d_cbam.yaml "
                "--resume runs/recon/cascade_unet3d_cbam/last.pt\n"
                "  cinemri recon train --config configs/recon/cascade_real.yaml "
-               "--data ../shared/data/sunnybrook data/phantom")
+               "--data /data/sunnybrook data/phantom")
     add_config_flags(p)
     p.add_argument("--data", nargs="+", default=None, metavar="PATH",
                    help="training sources (cases, DICOM series, folders of cases, phantom folders with split.json); "
