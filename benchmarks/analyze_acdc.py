@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
             "ed_es": res.get("ed_es"), "pred": {k: res["indices"][k] for k in INDICES} if res else None,
             "truth": gt.get("indices") and {k: gt["indices"][k] for k in INDICES},
             "dice": gt.get("dice"), "hd95_mm": gt.get("hd95_mm")})
-    from cinemri.analysis.pipeline import write_json
+    from cinemri.files import write_json
 
     result = {
         "benchmark": "analyze_acdc",

@@ -8,7 +8,6 @@ Prints a Markdown table and writes benchmarks/results/phantom_generation.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -16,6 +15,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from cinemri.files import write_json
 from cinemri.phantom import generate_case, write_dataset
 
 
@@ -48,7 +48,7 @@ def main() -> None:
               "total_s": round(total_s, 1), "per_case_s": round(total_s / args.cases, 2),
               "disk_mb_total": round(size_mb, 1), "machine": machine()}
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2))
+    write_json(result, args.json)  # NaN as null, atomically
     print("| cases | workers | one case (generate only) | total (generate + write) | per case | disk |")
     print("| --- | --- | --- | --- | --- | --- |")
     print(f"| {args.cases} | {args.workers} | {one_case_s:.1f} s | {total_s:.0f} s | {total_s / args.cases:.2f} s "

@@ -28,7 +28,6 @@ frames, no crop; the mean over slices. Time: seconds per slice on this machine w
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -38,6 +37,7 @@ import numpy as np
 import torch
 
 import bart
+from cinemri.files import write_json
 from cinemri.io import read_acdc
 from cinemri.masks import cartesian_mask
 from cinemri.metrics import psnr, ssim
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
         "summary": summary, "per_slice": per_slice, "markdown": table,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(result, args.out)  # NaN as null, atomically
     print(f"wrote {args.out}", file=sys.stderr)
 
 

@@ -61,6 +61,7 @@ import time
 from pathlib import Path
 
 from _speed import machine_info, median_time, peak_mb, run_job, timing_parser  # benchmarks/ is sys.path[0] as a script
+from cinemri.files import write_json
 
 REPO = Path(__file__).resolve().parents[1]
 ABLATION_CONFIG = REPO / "configs" / "recon" / "ablation.yaml"
@@ -314,7 +315,7 @@ def run_step(args: argparse.Namespace, info: dict) -> None:
     result = {"benchmark": "recon_speed --step", "command": " ".join([Path(sys.executable).name] + sys.argv),
               "machine": info, "setup": {k: v for k, v in common.items()}, "peak": peak, "results": rows,
               "markdown": table}
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(result, args.out)  # NaN as null, atomically
     print(f"wrote {args.out}", file=sys.stderr)
 
 
@@ -420,7 +421,7 @@ def main(argv: list[str] | None = None) -> None:
                                          "bart_command": "pics -S -R T:1024:0:0.01 -i 50 -p <mask>",
                                          "memory": "ru_maxrss increase in a fresh subprocess (BART: its peak RSS)"},
               "results": rows, "markdown": table}
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(result, args.out)  # NaN as null, atomically
     print(f"wrote {args.out}", file=sys.stderr)
 
 

@@ -109,3 +109,39 @@ def test_unwritable_folder_is_an_oserror_naming_the_file(tmp_path):
 def test_label_nifti_name_must_be_nifti(tmp_path):
     with pytest.raises(ValueError, match="labels.png"):
         write_labels_nifti(np.zeros((2, 4, 4), np.uint8), tmp_path / "labels.png")
+
+
+# ------------------------------------------------------------------ one JSON writer, one NaN rule
+
+
+def test_write_json_writes_nan_and_inf_as_null_and_stays_valid_json(tmp_path):
+    import json
+
+    from cinemri.files import json_safe, write_json
+
+    data = {"nan": float("nan"), "inf": np.inf, "minus_inf": -np.inf, "f32": np.float32(1.5),
+            "i64": np.int64(3), "flag": np.bool_(True), "array": np.array([1.0, np.nan]),
+            "tensor": torch.tensor([2.0, float("inf")]), "nested": [(np.float64("nan"), 1)], "path": tmp_path}
+    path = write_json(data, tmp_path / "out.json")
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text and ': "inf"' not in text
+    loaded = json.loads(text, parse_constant=lambda name: pytest.fail(f"invalid JSON constant {name}"))
+    assert loaded == {"nan": None, "inf": None, "minus_inf": None, "f32": 1.5, "i64": 3, "flag": True,
+                      "array": [1.0, None], "tensor": [2.0, None], "nested": [[None, 1]], "path": str(tmp_path)}
+    assert json_safe(data) == loaded
+
+
+def test_no_json_writer_outside_the_one_rule():
+    """Every JSON file goes through cinemri.files.write_json: no module spells its own NaN rule
+    (allow_nan=True, "inf" strings) or writes json.dumps output by hand."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    offenders = []
+    for path in sorted([*(root / "src").rglob("*.py"), *(root / "benchmarks").rglob("*.py")]):
+        text = path.read_text()
+        for pattern in (r"allow_nan\s*=\s*True", r"write_text\(\s*json\.dumps", r"json\.dump\(",
+                        r"def _json_safe", r"def _write_json"):
+            if re.search(pattern, text):
+                offenders.append(f"{path.relative_to(root)}: {pattern}")
+    assert offenders == []

@@ -1,7 +1,8 @@
 """Writing output files: one atomic writer for every file the project produces.
 
 Every output (cases, checkpoints, NIfTI label maps, JSON/CSV results, figures) goes through
-:func:`atomic_write`:
+:func:`atomic_write`; every JSON file through :func:`write_json`, with one NaN rule: NaN and
+infinities are written as ``null`` (:func:`json_safe`), so every file is valid JSON:
 
 - the content is written to a fresh hidden temporary file beside the target
   (``.<name>.<random>.tmp``, created exclusively, so nothing else can be opened there),
@@ -21,11 +22,16 @@ folder out of sight and publishes it only when complete (``cinemri analyze``).
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 
 def current_umask() -> int:
@@ -91,6 +97,41 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with the one NaN rule of every JSON the project writes: NaN and +-inf become
+    None (JSON null), numpy/torch scalars and arrays become Python numbers and lists, tuples become
+    lists, Paths become strings; dicts and lists recursively. Other values are kept."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):  # numpy arrays, torch tensors
+        return json_safe(value.tolist())
+    return value
+
+
+def json_text(data: Any, indent: int | None = 2) -> str:
+    """``data`` as JSON text under the one NaN rule (:func:`json_safe`): always valid JSON
+    (``allow_nan=False``), ending in a newline when indented."""
+    text = json.dumps(json_safe(data), indent=indent, allow_nan=False)
+    return text + "\n" if indent is not None else text
+
+
+def write_json(data: Any, path: str | os.PathLike) -> Path:
+    """Write ``data`` to ``path`` as indented JSON, NaN/inf as null (:func:`json_text`),
+    atomically (:func:`atomic_write`). Returns ``path``. Raises OSError naming ``path``."""
+    return atomic_write_text(path, json_text(data))
+
+
 def _fsync(path: Path) -> None:
     """Flush a written file's data to disk, so the rename never exposes an empty file after a crash."""
     fd = os.open(path, os.O_RDONLY)
@@ -134,6 +175,20 @@ def check_output_dir(path: str | os.PathLike, what: str = "--out") -> Path:
         os.unlink(probe)
     except OSError as err:
         raise OSError(err.errno, f"{what} {path}: cannot write in {existing} ({err.strerror or err})") from err
+    return path
+
+
+def check_output_file(path: str | os.PathLike, what: str = "--out") -> Path:
+    """``path`` as a Path after checking, before any work, that a file can be written there:
+    it is not a folder and its folder passes :func:`check_output_dir`. Nothing is created.
+
+    Raises ValueError naming ``what`` and the path when it is a folder (or its folder is a
+    file); OSError naming them when nothing can be written in its folder.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{what} {path}: is a folder; give a file name")
+    check_output_dir(path.parent, f"{what} {path}: its folder")
     return path
 
 

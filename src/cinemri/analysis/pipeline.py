@@ -34,10 +34,9 @@ from cinemri.case import Case
 from cinemri.clinical import INDEX_KEYS, LV, MYO, RV, compute_indices, detect_ed_es, volume_curves_ml
 from cinemri.experiments.recon import load_reconstructor
 from cinemri.experiments.seg_infer import Segmentation, load_segmenter, read_input, segment_case, test_time_options
-from cinemri.files import StagedOutputDir, check_output_dir
+from cinemri.files import StagedOutputDir, check_output_dir, json_safe, write_json  # write_json: re-exported
 from cinemri.metrics import nmse, psnr, segmentation_scores, ssim
 from cinemri.plausibility import check_confidence, check_enclosure, check_indices, check_myocardium
-from cinemri.report._display import atomic_write
 from cinemri.report.html import SCHEMA_ID as SCHEMA
 
 STRUCTURES = {"rv": RV, "myo": MYO, "lv": LV}
@@ -100,10 +99,6 @@ def _file_ed_es(case: Case, t: int) -> tuple[int, int] | None:
     if not (0 <= case.ed_frame < t and 0 <= case.es_frame < t):
         return None
     return int(case.ed_frame), int(case.es_frame)
-
-
-def _finite(value: float) -> float | None:
-    return float(value) if math.isfinite(value) else None
 
 
 def indices_dict(labels: np.ndarray, spacing, ed: int, es: int) -> dict[str, Any]:
@@ -204,25 +199,6 @@ def image_quality(recon: Reconstruction) -> dict[str, dict[str, float]] | None:
         img = torch.from_numpy(image).abs().reshape(ref.shape)
         out[name] = {"psnr_db": psnr(img, ref), "ssim": ssim(img, ref), "nmse": nmse(img, ref)}
     return out
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN/inf -> None, numpy scalars -> Python, recursively (JSON has no NaN)."""
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return _finite(float(value))
-    return value
-
-
-def write_json(data: dict[str, Any], path: Path) -> Path:
-    """``data`` as indented JSON, NaN written as null, atomically."""
-    text = json.dumps(_json_safe(data), indent=2, allow_nan=False) + "\n"
-    return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 class NoHeartFoundError(ValueError):
@@ -354,10 +330,10 @@ def analyze(input_path: str | os.PathLike, out_dir: str | os.PathLike, *,
             "files": files,
         }
         if options.figures:
-            write_report(_json_safe(results), work / "report.html")
+            write_report(json_safe(results), work / "report.html")
         write_json(results, work / "results.json")
         stage.stale = previous  # files of an earlier run in out_dir that this run does not write again
-    return _json_safe(results)
+    return json_safe(results)
 
 
 def _previous_files(out: Path) -> list[str]:

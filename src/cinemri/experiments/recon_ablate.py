@@ -28,7 +28,7 @@ from matplotlib.figure import Figure
 
 from cinemri.experiments.recon import ReconTask, load_recon_config
 from cinemri.experiments.recon_eval import EvalOptions, evaluate
-from cinemri.files import atomic_write, atomic_write_text
+from cinemri.files import atomic_write, atomic_write_text, check_output_dir, write_json
 from cinemri.recon import build_denoiser
 from cinemri.train import fit
 
@@ -65,10 +65,14 @@ def ablate(files: str | os.PathLike | Sequence[str | os.PathLike], out_dir: str 
     ``<out>/ablation.png`` (PSNR and SSIM bars, mean ± std over the evaluated cases).
     returns {"variants": {name: row}, "baselines": {...}, "table": path, "plot": path}.
 
+    ``out_dir`` is checked before any work (:func:`cinemri.files.check_output_dir`); JSON files
+    hold NaN as null (:func:`cinemri.files.write_json`).
+
     Raises:
-        ValueError: a bad config, an empty or budget-changing variant list, missing data.
+        ValueError: a bad config, an empty or budget-changing variant list, missing data, an
+            ``out_dir`` that is a file; OSError: ``out_dir`` cannot be written.
     """
-    out = Path(out_dir)
+    out = check_output_dir(out_dir)
     config = load_recon_config(files, overrides)
     check_variants(config.ablation.variants)
     configs = {}  # every variant checked before anything trains
@@ -92,24 +96,29 @@ def ablate(files: str | os.PathLike | Sequence[str | os.PathLike], out_dir: str 
         scores = evaluate(last, cfg.data.root, out_dir=run_dir / "eval", options=options)
         if with_baselines:
             baselines = {k: v for k, v in scores["methods"].items() if k != "model"}
-            atomic_write_text(baselines_path, json.dumps(baselines, indent=2) + "\n")
+            write_json(baselines, baselines_path)
         model = scores["methods"]["model"]
         rows[name] = {"overrides": list(variant), "params": model["params"],
                       "train_seconds": _train_seconds(run_dir / cfg.train.metrics_name),
                       "seconds_per_slice": model["seconds_per_slice"], "summary": model["summary"],
                       "cases": len(scores["cases"])}
-        atomic_write_text(done, json.dumps(rows[name], indent=2) + "\n")
+        write_json(rows[name], done)
     baselines = json.loads(baselines_path.read_text()) if baselines_path.is_file() else {}
     table = out / "ablation.md"
     atomic_write_text(table, markdown_table(rows, baselines, config))
     plot = ablation_plot(rows, baselines, out / "ablation.png")
     result = {"variants": rows, "baselines": baselines, "table": str(table), "plot": str(plot)}
-    atomic_write_text(out / "ablation.json", json.dumps(result, indent=2) + "\n")
+    write_json(result, out / "ablation.json")
     return result
 
 
+def _number(value: float | None) -> float:
+    """A summary value as a float: null (how JSON files hold NaN) is NaN."""
+    return math.nan if value is None else float(value)
+
+
 def _pm(summary: dict[str, float], digits: int) -> str:
-    mean, std = summary["mean"], summary["std"]
+    mean, std = _number(summary["mean"]), _number(summary["std"])
     if not math.isfinite(mean):
         return "n/a"
     return f"{mean:.{digits}f} ± {std:.{digits}f}" if math.isfinite(std) else f"{mean:.{digits}f}"
@@ -153,8 +162,8 @@ def ablation_plot(rows: dict[str, dict[str, Any]], baselines: dict[str, Any], ou
     x = np.arange(len(names))
     colors = ["#999999" if n in baselines else "#0072B2" for n in names]
     for ax, metric, label in zip(axes, ("psnr", "ssim"), ("PSNR (dB)", "SSIM")):
-        means = [entries[n][metric]["mean"] for n in names]
-        stds = [np.nan_to_num(entries[n][metric]["std"]) for n in names]
+        means = [_number(entries[n][metric]["mean"]) for n in names]
+        stds = [float(np.nan_to_num(_number(entries[n][metric]["std"]))) for n in names]
         ax.bar(x, means, yerr=stds, color=colors, capsize=3)
         finite = [m for m in means if math.isfinite(m)]
         if finite:

@@ -11,7 +11,6 @@ masks are seeded from (data.seed, case name, slice), as in validation.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -26,7 +25,7 @@ from cinemri.case import Case
 from cinemri.data import ReconSample, center_crop_or_pad, collate_recon
 from cinemri.experiments.recon import (SliceSubset, is_case_path, load_reconstructor, make_dataset, parameter_count,
                                        split_cases)
-from cinemri.files import atomic_write_text
+from cinemri.files import check_output_dir, check_output_file, write_json
 from cinemri.io import read_any, read_cmrxrecon, write_case
 from cinemri.metrics import MetricTable, nmse, psnr, ssim
 from cinemri.physics import estimate_coil_maps, sense_adjoint
@@ -114,9 +113,17 @@ def evaluate(checkpoint: str | os.PathLike, data: str | os.PathLike | Sequence[s
     returns the result dict (the JSON): ``methods.<name>.summary.<metric>.{mean, std, n}``,
     ``methods.<name>.seconds_per_slice``, ``cases.<case>.<method>.<metric>``, ``conventions``.
 
+    ``out_dir`` and ``json_path`` are checked before any work (:func:`cinemri.files.check_output_dir`);
+    JSON files hold NaN as null (:func:`cinemri.files.write_json`).
+
     Raises:
-        ValueError: a bad checkpoint, missing data, or data the model cannot reconstruct.
+        ValueError: a bad checkpoint, missing data, data the model cannot reconstruct, or an
+            ``out_dir`` that is a file; OSError: ``out_dir`` or ``json_path`` cannot be written.
     """
+    if out_dir is not None:
+        check_output_dir(out_dir)
+    if json_path is not None:
+        check_output_file(json_path, "--json")
     loaded = load_reconstructor(checkpoint)
     model, data_cfg = loaded.model, loaded.config.data
     files = resolve_data(data, options.split, options.max_cases)
@@ -182,9 +189,9 @@ def evaluate(checkpoint: str | os.PathLike, data: str | os.PathLike | Sequence[s
         table.to_csv(out / "metrics.csv")
         if options.figures and figure_data is not None:
             result["figure"], result["gif"] = _figures(figure_data, out, recon_opts.acceleration)
-        _write_json(result, out / "metrics.json")
+        write_json(result, out / "metrics.json")
     if json_path is not None:
-        _write_json(result, Path(json_path))
+        write_json(result, json_path)
     return result
 
 
@@ -205,10 +212,6 @@ def _figures(figure_data, out: Path, acceleration: float) -> tuple[str, str]:
                                   scores=scores)
     gif = recon_comparison_gif(stacked["reference"][s], methods, out / "comparison.gif")
     return str(fig), str(gif)
-
-
-def _write_json(result: dict[str, Any], path: Path) -> None:
-    atomic_write_text(path, json.dumps(result, indent=2, allow_nan=True) + "\n")
 
 
 # ----------------------------------------------------------------------------- predict

@@ -19,6 +19,7 @@ from typing import Any, Sequence
 from cinemri.experiments.seg_config import SegExperiment
 from cinemri.experiments.seg_eval import evaluate
 from cinemri.experiments.seg_train import train
+from cinemri.files import atomic_write, atomic_write_text, check_output_dir, write_json
 from cinemri.train import build, config_to_dict, load_config
 
 
@@ -58,9 +59,13 @@ def variants(cfg: AblationExperiment, out: Path) -> dict[str, SegExperiment]:
 
 
 def ablate(files: Sequence[str], out_dir: str | Path, overrides: Sequence[str] = ()) -> str:
-    """Run (or resume) the ablation; returns the Markdown table (also in ``ablation.md``)."""
+    """Run (or resume) the ablation; returns the Markdown table (also in ``ablation.md``).
+
+    ``out_dir`` is checked before any work (:func:`cinemri.files.check_output_dir`); every file
+    is written atomically, JSON with NaN/inf as null (:func:`cinemri.files.write_json`).
+    """
+    out = check_output_dir(out_dir)
     cfg = load_config(AblationExperiment, files, overrides)
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results = {}
     for label, variant in variants(cfg, out).items():
@@ -80,11 +85,11 @@ def ablate(files: Sequence[str], out_dir: str | Path, overrides: Sequence[str] =
                                               "hd95_rv_mm", "hd95_myo_mm", "hd95_lv_mm")}
         row.update(params=sum(p.numel() for p in fit_result.model.parameters()), train_seconds=seconds,
                    epochs=fit_result.epochs_completed, cases=len(summary["cases"]))
-        done.write_text(json.dumps(row, indent=2) + "\n")
+        write_json(row, done)
         results[label] = row
     table = markdown_table(results)
-    (out / "ablation.md").write_text(table + "\n")
-    (out / "ablation.json").write_text(json.dumps(results, indent=2) + "\n")
+    atomic_write_text(out / "ablation.md", table + "\n")
+    write_json(results, out / "ablation.json")
     _plot(results, out / "ablation.png")
     return table
 
@@ -113,5 +118,5 @@ def _plot(results: dict[str, dict[str, Any]], path: Path) -> None:
     ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=7)
     ax.set(ylabel="mean 3D Dice (val)", ylim=(0, 1))
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=80))
     plt.close(fig)

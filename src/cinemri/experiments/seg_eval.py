@@ -11,7 +11,6 @@ standard deviation of the differences. Labels are scored on each case's original
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from pathlib import Path
@@ -23,6 +22,7 @@ from cinemri.clinical import INDEX_KEYS, compute_indices
 from cinemri.experiments.seg_data import CaseRef, discover_cases, split_cases
 from cinemri.analysis.weights import resolve_checkpoint
 from cinemri.experiments.seg_infer import load_segmenter, predict_case, test_time_options
+from cinemri.files import check_output_dir, check_output_file, json_safe, write_json
 from cinemri.io import read_any
 from cinemri.metrics import MetricTable, segmentation_scores
 
@@ -61,14 +61,6 @@ def _select(cfg, data: list[str] | None, split: str) -> list[CaseRef]:
     return val if split == "val" else train
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    return value
-
-
 def evaluate(checkpoint: str | os.PathLike | None, data: list[str] | None = None, *, split: str = "val",
              out_dir: str | os.PathLike | None = None, json_path: str | os.PathLike | None = None,
              test_time: Mapping[str, bool | None] | None = None, device: str = "cpu",
@@ -85,8 +77,15 @@ def evaluate(checkpoint: str | os.PathLike | None, data: list[str] | None = None
     Returns the summary: {"checkpoint", "split", "cases", "test_time", "tta", "lcc",
     "phases": {"ed"|"es"|"all": {metric: {"mean", "std", "median", "n", "n_inf"}}},
     "clinical": {index: agreement}}.
-    Raises ValueError for an unreadable checkpoint or cases without ED/ES labels.
+    ``out_dir`` and ``json_path`` are checked before any work (:func:`cinemri.files.check_output_dir`);
+    every file is written atomically, JSON with NaN/inf as null (:func:`cinemri.files.write_json`).
+    Raises ValueError for an unreadable checkpoint, cases without ED/ES labels, or an ``out_dir``
+    that is a file; OSError when ``out_dir`` cannot be written.
     """
+    if out_dir is not None:
+        check_output_dir(out_dir)  # before any work: not a file, writable
+    if json_path is not None:
+        check_output_file(json_path, "--json")
     checkpoint = resolve_checkpoint(checkpoint, "seg")
     model, cfg = load_segmenter(checkpoint, device)
     options = test_time_options(cfg, **dict(test_time or {}))
@@ -123,17 +122,15 @@ def evaluate(checkpoint: str | os.PathLike | None, data: list[str] | None = None
                                     np.array([r[f"true_{key}"] for r in clinical_rows.values()]))
                      for key in INDEX_KEYS},
     }
-    summary = _json_safe(summary)
+    summary = json_safe(summary)  # NaN/inf as null (the one rule of cinemri.files); n_inf keeps the count
     if out_dir is not None:
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        tables["all"].to_csv(out / "per_case.csv")
+        tables["all"].to_csv(out / "per_case.csv")  # MetricTable.to_csv writes atomically
         clinical = MetricTable()
         for name, row in clinical_rows.items():
             clinical.add(name, row)
         clinical.to_csv(out / "clinical.csv")
-        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_json(summary, out / "summary.json")
     if json_path is not None:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(json.dumps(summary, indent=2) + "\n")
+        write_json(summary, json_path)
     return summary

@@ -4,7 +4,6 @@ resume). Writes ``grad_analysis.json`` and four PNG figures (see docs/losses.md)
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ import torch
 from cinemri.data.seg import collate_seg
 from cinemri.experiments.seg_config import SegExperiment
 from cinemri.experiments.seg_task import SegTask
+from cinemri.files import check_output_dir, write_json
 from cinemri.seg.grad_analysis import consistency, gradient_split, logit_gradient, parameter_gradient
 from cinemri.seg.losses import CombinedLoss, CrossEntropyLoss, SoftDiceLoss
 from cinemri.seg.schedules import SCHEDULES
@@ -106,9 +106,11 @@ def schedule_curves(total_epochs: int) -> dict[str, list[float]]:
 
 def grad_analysis(files: Sequence[str], out_dir: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Run the analysis of the experiment in ``files`` (+ ``overrides``); write figures and
-    ``grad_analysis.json`` into ``out_dir``; return the numbers."""
+    ``grad_analysis.json`` into ``out_dir``; return the numbers. ``out_dir`` is checked before
+    any work (:func:`cinemri.files.check_output_dir`); files are written atomically, JSON
+    with NaN/inf as null (:func:`cinemri.files.write_json`)."""
+    out = check_output_dir(out_dir)
     cfg = load_config(GradExperiment, files, overrides)
-    out = Path(out_dir)
     cfg.train.out_dir = str(out / "run")
     cfg.train.epochs = cfg.analysis.measure_epochs[-1]
     task = SegTask(cfg)
@@ -130,7 +132,7 @@ def grad_analysis(files: Sequence[str], out_dir: str | Path, overrides: Sequence
                           "image_size": list(batches[0].image.shape[-2:])},
                "points": points, "history": history, "schedules": schedule_curves(cfg.train.epochs)}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "grad_analysis.json").write_text(json.dumps(numbers, indent=2, default=float) + "\n")
+    write_json(numbers, out / "grad_analysis.json")
     from cinemri.experiments.seg_grad_figures import write_figures
 
     numbers["figures"] = [str(p) for p in write_figures(numbers, out)]

@@ -10,13 +10,15 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from cinemri.files import atomic_write  # noqa: E402
+
 LOSSES = ("ce", "dice", "combined")
 CLASSES = ("bg", "rv", "myo", "lv")
 
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=80))
     plt.close(fig)
     return path
 

@@ -8,6 +8,7 @@ from typing import Callable, Mapping, Sequence
 
 from cinemri.experiments.seg_config import SegExperiment, load_seg_config
 from cinemri.experiments.seg_task import SegTask
+from cinemri.files import atomic_write_text
 from cinemri.train import FitResult, fit
 
 
@@ -21,7 +22,7 @@ def train(cfg: SegExperiment, *, resume: str | os.PathLike | None = None,
     out = Path(cfg.train.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     lines = [f"train {r.name}" for r in task.train_refs] + [f"val {r.name}" for r in task.val_refs]
-    (out / "split.txt").write_text("\n".join(lines) + "\n")
+    atomic_write_text(out / "split.txt", "\n".join(lines) + "\n")
     return fit(task, cfg, resume=resume, stop_after_epoch=stop_after_epoch, on_epoch_end=on_epoch_end)
 
 
