@@ -212,3 +212,45 @@ def test_cli_runs_the_study_and_defaults_come_from_the_options(phantom, checkpoi
     assert "case 1/1" in captured.err
     saved = json.loads((tmp_path / "s" / "study.json").read_text())
     assert saved["options"]["accelerations"] == [2.0, 4.0] and saved["options"]["slices"] == 2
+
+
+def _fast_study(phantom, checkpoints, out, monkeypatch, reconstruct):
+    """The study on one case at one R with zero filling only, ``reconstruct`` in place of the real one."""
+    monkeypatch.setattr(study, "reconstruct_case", reconstruct)
+    options = StudyOptions(accelerations=(4.0,), methods=("zero_filled",), max_cases=1)
+    return acceleration_study(phantom, out, recon_checkpoint=checkpoints[0], seg_checkpoint=checkpoints[1],
+                              options=options)
+
+
+def test_a_runtime_error_is_not_a_failed_case_it_propagates(phantom, checkpoints, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (a programming error)")
+
+    with pytest.raises(RuntimeError, match="mat1 and mat2"):
+        _fast_study(phantom, checkpoints, tmp_path / "s", monkeypatch, broken)
+
+
+def test_an_expected_case_error_is_recorded_counted_and_reported(phantom, checkpoints, tmp_path, monkeypatch):
+    def refused(*args, **kwargs):
+        raise ValueError("case x: acceleration 4 cannot be reached with 8 centre lines")
+
+    result = _fast_study(phantom, checkpoints, tmp_path / "s", monkeypatch, refused)
+    assert result["n_runs"] == 2 and result["n_failed"] == 2  # the fully sampled row and zero filling at R=4
+    assert {f["stage"] for f in result["failures"]} == {"reconstruction"}
+    assert all("cannot be reached" in f["reason"] for f in result["failures"])
+    summary = (tmp_path / "s" / "summary.md").read_text()
+    assert "2 of 2 runs failed" in summary and summary.count("cannot be reached") == 2
+
+
+def test_out_is_checked_before_any_work(phantom, checkpoints, tmp_path, monkeypatch, capsys):
+    def never(*args, **kwargs):
+        raise AssertionError("the study started work before checking --out")
+
+    monkeypatch.setattr(study, "split_cases", never)
+    file = tmp_path / "a_file"
+    file.write_text("")
+    from cinemri.cli import main
+
+    assert main(["study", "acceleration", "--data", str(phantom), "--out", str(file)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("cinemri: error: --out") and "is a file" in err[0]

@@ -8,8 +8,11 @@ reconstructed (:func:`~cinemri.analysis.reconstruct.reconstruct_case`), segmente
 (:func:`~cinemri.analysis.pipeline.clinical_summary`, :func:`~cinemri.analysis.pipeline.compare_with_truth`).
 One more row per case segments the fully sampled image: the error that segmentation alone causes.
 
-A case that fails for one method and R (an R the mask cannot reach, an empty LV, ...) is recorded
-with its stage and reason and counted in its row of the table; the study goes on.
+A case that fails for one method and R with an expected per-case error -- a ``ValueError`` (an R
+the mask cannot reach, an empty LV, ...) or an unreadable case file -- is recorded with its stage
+and reason, counted in its row of the table, in ``n_failed`` / ``failures`` of ``study.json`` and
+listed in ``summary.md``; the study goes on. Any other error (a torch ``RuntimeError``, a
+programming error) is not a property of the case: it stops the study and propagates.
 
 Files written into ``out_dir``: ``cases.csv`` (one row per case x method x R, rewritten after every
 case so an interrupted study keeps what it measured), ``summary.md``, ``study.json`` (schema
@@ -33,8 +36,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from cinemri import __version__
-from cinemri.analysis.pipeline import (AnalyzeOptions, clinical_summary, compare_with_truth, image_quality,
-                                       segment, write_json)
+from cinemri.analysis.pipeline import AnalyzeOptions, clinical_summary, compare_with_truth, image_quality, segment
 from cinemri.analysis.reconstruct import METHODS, is_undersampled, reconstruct_case, with_image
 from cinemri.analysis.weights import resolve_checkpoint
 from cinemri.case import Case
@@ -42,7 +44,7 @@ from cinemri.clinical import INDEX_KEYS
 from cinemri.data import ReconOptions
 from cinemri.experiments.recon import load_reconstructor, split_cases
 from cinemri.experiments.seg_infer import load_segmenter
-from cinemri.files import atomic_write
+from cinemri.files import atomic_write, check_output_dir, write_json
 from cinemri.io import read_case
 from cinemri.metrics.aggregate import summarize
 
@@ -185,8 +187,9 @@ def _record(case: str, group: str | None, method: str, acceleration: float) -> d
 def _run_one(case: Case, method: str, acceleration: float, recon, seg_model, seg_cfg,
              options: StudyOptions) -> dict[str, Any]:
     """One record: ``case`` reconstructed with ``method`` at ``acceleration`` (1 and
-    FULLY_SAMPLED: the reference itself), segmented and scored. Failures become the record's
-    ``status``/``stage``/``reason``; what was measured before the failure is kept."""
+    FULLY_SAMPLED: the reference itself), segmented and scored. A ValueError (what a bad case or
+    an unreachable R raises) becomes the record's ``status``/``stage``/``reason``; what was
+    measured before it is kept. Other exceptions propagate."""
     record = _record(case.name, case.group, method, acceleration)
     stage = "reconstruction"
     try:
@@ -207,7 +210,7 @@ def _run_one(case: Case, method: str, acceleration: float, recon, seg_model, seg
         stage = "indices"
         metrics, record["warnings"] = score_labels(labels, case)
         record["metrics"].update(metrics)
-    except (ValueError, RuntimeError) as err:  # a bad case, or torch refusing its shapes: record, go on
+    except ValueError as err:  # a property of this case and R: record it, go on (anything else propagates)
         record.update(status="failed", stage=stage, reason=_one_line(err))
     return record
 
@@ -228,18 +231,23 @@ def acceleration_study(data_root: str | os.PathLike, out_dir: str | os.PathLike,
     read when "model" is among the methods. ``progress`` receives one line per finished case.
     Returns the content of ``study.json`` (NaN written as null).
 
+    ``out_dir`` is checked before any work (:func:`cinemri.files.check_output_dir`) and created
+    once the split and checkpoints are read.
+
     Raises:
-        ValueError: a bad split file or checkpoint (study-wide problems). Per-case failures
-            are recorded, not raised.
+        ValueError: a bad split file or checkpoint, an ``out_dir`` that is a file (study-wide
+            problems). Expected per-case failures (ValueError, an unreadable case) are
+            recorded and counted, not raised; any other error propagates.
+        OSError: ``out_dir`` cannot be written.
     """
     start = time.perf_counter()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_dir(out_dir)
     files = split_cases(data_root, options.split, max_cases=options.max_cases)
     recon_path = resolve_checkpoint(recon_checkpoint, "recon") if "model" in options.methods else None
     recon = load_reconstructor(recon_path) if recon_path is not None else None
     seg_path = resolve_checkpoint(seg_checkpoint, "seg")
     seg_model, seg_cfg = load_segmenter(seg_path)
+    out.mkdir(parents=True, exist_ok=True)
     runs = [(FULLY_SAMPLED, 1.0)] + [(m, r) for r in options.accelerations for m in options.methods]
     records: list[dict[str, Any]] = []
     for number, path in enumerate(files, 1):
@@ -262,8 +270,12 @@ def acceleration_study(data_root: str | os.PathLike, out_dir: str | os.PathLike,
               "recon_checkpoint": str(recon_path) if recon_path else None, "seg_checkpoint": str(seg_path)}
     atomic_write(out / "summary.md", lambda tmp: tmp.write_text(markdown_summary(rows, header, options)))
     study_plot(rows, out / "study.png")
+    failures = [{"case": rec["case"], "method": rec["method"], "acceleration": rec["acceleration"],
+                 "stage": rec["stage"], "reason": rec["reason"]} for rec in records if rec["status"] != "ok"]
     result = {"schema": SCHEMA, "cinemri_version": __version__, **header,
-              "options": asdict(options), "conventions": CONVENTIONS, "rows": rows, "records": records,
+              "options": asdict(options), "conventions": CONVENTIONS,
+              "n_runs": len(records), "n_failed": len(failures), "failures": failures,
+              "rows": rows, "records": records,
               "seconds": time.perf_counter() - start,
               "files": {"csv": "cases.csv", "summary": "summary.md", "json": "study.json", "plot": "study.png"}}
     write_json(result, out / "study.json")
@@ -320,7 +332,9 @@ def markdown_summary(rows: list[dict[str, Any]], header: dict[str, Any], options
              f"{len(header['cases'])} case(s) of split `{header['split']}` in `{header['data']}`; masks "
              f"`{options.pattern}` seed {options.seed}; CS {options.cs_iters} iterations; slices "
              f"{'all' if options.slices is None else f'central {options.slices}'}.",
-             f"Checkpoints: recon `{header['recon_checkpoint']}`, seg `{header['seg_checkpoint']}`.", "",
+             f"Checkpoints: recon `{header['recon_checkpoint']}`, seg `{header['seg_checkpoint']}`.",
+             f"{sum(row['n_failed'] for row in rows)} of {sum(row['n_cases'] for row in rows)} runs failed"
+             + (" (listed below)." if any(row["n_failed"] for row in rows) else "."), "",
              "| method | R | cases | failed | " + " | ".join(c[1] for c in TABLE_COLUMNS) + " |",
              "|" + " --- |" * (4 + len(TABLE_COLUMNS))]
     for row in rows:
