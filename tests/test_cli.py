@@ -157,3 +157,58 @@ def test_phantom_write_error_is_one_line_not_a_crash(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot write" in lines[0] and "phantom_" in lines[0]
     assert list(out.iterdir()) == []  # no half-written case, no temporary file
+
+
+# ------------------------------------------------------------- --out checked before any work
+
+OUT_COMMANDS = {  # every command that writes a folder; inputs that do not exist, so any work would fail first
+    "phantom": ["phantom", "--cases", "1"],
+    "show": ["show", "missing_case.h5"],
+    "analyze": ["analyze", "missing_case.h5"],
+    "recon eval": ["recon", "eval", "--checkpoint", "missing.pt", "--data", "missing_data"],
+    "recon ablate": ["recon", "ablate", "--config", "missing.yaml"],
+    "seg eval": ["seg", "eval", "--checkpoint", "missing.pt", "--data", "missing_data"],
+    "seg predict": ["seg", "predict", "missing_case.h5", "--checkpoint", "missing.pt"],
+    "seg ablate": ["seg", "ablate", "--config", "missing.yaml"],
+    "seg grad-analysis": ["seg", "grad-analysis", "--config", "missing.yaml"],
+    "study acceleration": ["study", "acceleration", "--data", "missing_data"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(OUT_COMMANDS))
+@pytest.mark.parametrize("where", ["a file", "below a file"])
+def test_out_is_checked_before_any_work(command, where, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the missing inputs are missing here
+    file = tmp_path / "taken"
+    file.write_text("not a folder\n")
+    out = file if where == "a file" else file / "run"
+    assert main([*OUT_COMMANDS[command], "--out", str(out)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cinemri: error: --out"), lines
+    assert "is a file" in lines[0] and "missing" not in lines[0]  # the folder, not the inputs, was refused
+    assert file.read_text() == "not a folder\n" and sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+def test_phantom_writes_cmrxrecon_cines_that_read_back_to_the_simulated_kspace(tmp_path, capsys):
+    import numpy as np
+
+    from cinemri.io import read_any, read_cmrxrecon
+    from cinemri.phantom import generate_case, simulate_kspace
+
+    small = {"height": 40, "width": 34, "frames": 4, "slices": 3, "coils": 2, "supersample": 1}
+    flags = [x for key, value in small.items() for x in (f"--{key}", str(value))]
+    out = tmp_path / "cmrx"
+    assert main(["phantom", "--out", str(out), "--cases", "1", "--seed", "2", "--format", "cmrxrecon", *flags]) == 0
+    (mat,) = sorted(out.glob("*.mat"))
+    assert sorted(p.name for p in out.iterdir()) == [mat.name, "split.json"]
+    assert mat.read_bytes()[:19] == b"MATLAB 7.3 MAT-file"
+    seed = int(mat.stem.split("_")[1])
+    truth = generate_case(seed, **small, group="NOR")
+    case = read_cmrxrecon(mat)
+    assert case.name == mat.stem and case.mask is None and case.spacing_assumed
+    assert case.kspace.shape == (3, 2, 4, 40, 34)  # (S, C, T, H = kx, W = ky)
+    np.testing.assert_array_equal(case.kspace, simulate_kspace(truth, seed=seed))
+    assert read_any(mat).kspace.shape == case.kspace.shape  # format detection reads it too
+    capsys.readouterr()
+    assert main(["info", str(mat)]) == 0
+    assert "cmrxrecon" in capsys.readouterr().out.lower()

@@ -117,3 +117,38 @@ def test_demo_files_or_synthetic_centre_energy(tmp_path):
     image = ifft2c(torch.from_numpy(k)).abs().numpy()
     centre = image[h // 4: 3 * h // 4, w // 4: 3 * w // 4]
     assert (centre ** 2).sum() > 0.5 * (image ** 2).sum()
+
+
+def test_write_cmrxrecon_round_trip_in_matlab_v73_layout(tmp_path):
+    import h5py
+
+    from cinemri.io import write_cmrxrecon
+
+    rng = np.random.default_rng(3)
+    kspace = (rng.standard_normal((2, 3, 5, 15, 12)) + 1j * rng.standard_normal((2, 3, 5, 15, 12))).astype(np.complex64)
+    path = write_cmrxrecon(kspace, tmp_path / "cine_sax.mat")
+    raw = path.read_bytes()
+    assert raw[:19] == b"MATLAB 7.3 MAT-file" and raw[124:128] == b"\x00\x02IM"  # MATLAB's v7.3 header
+    with h5py.File(path, "r") as f:
+        assert f.userblock_size == 512
+        stored = f["kspace_full"]
+        assert stored.shape == (5, 2, 3, 12, 15)  # (T, S, C, W, H): MATLAB's (kx, ky, coils, slices, frames) reversed
+        assert stored.dtype.names == ("real", "imag") and stored.attrs["MATLAB_class"] == b"single"
+        assert stored[1, 0, 2, 7, 4]["real"] == kspace[0, 2, 1, 4, 7].real
+    case = read_cmrxrecon(path)
+    np.testing.assert_array_equal(case.kspace, kspace)
+    assert case.mask is None and case.spacing == CMRXRECON_SPACING_MM and case.spacing_assumed
+    assert write_cmrxrecon(kspace, tmp_path / "again.mat").read_bytes() == raw  # no date: the same file
+
+
+def test_write_cmrxrecon_refuses_bad_input_by_name(tmp_path):
+    from cinemri.io import write_cmrxrecon
+
+    good = np.ones((1, 1, 2, 4, 4), np.complex64)
+    with pytest.raises(ValueError, match="bad.mat.*S, C, T, H, W"):
+        write_cmrxrecon(good[0], tmp_path / "bad.mat")
+    with pytest.raises(ValueError, match="NaN"):
+        write_cmrxrecon(good * np.nan, tmp_path / "bad.mat")
+    with pytest.raises(ValueError, match="variable name"):
+        write_cmrxrecon(good, tmp_path / "bad.mat", name="image")
+    assert not list(tmp_path.iterdir())

@@ -11,22 +11,30 @@ from cinemri.cli.options import add_dataclass_flags, collect_dataclass_flags
 
 def register(subparsers, formatter) -> None:
     from cinemri.phantom import GROUPS, PhantomOptions
-    from cinemri.phantom.dataset import MAX_CASES, MAX_WORKERS
+    from cinemri.phantom.dataset import FILE_FORMATS, MAX_CASES, MAX_WORKERS
 
     p = subparsers.add_parser(
         "phantom", formatter_class=formatter,
-        help="generate digital cardiac cine phantom cases (HDF5) and a train/val/test split",
-        description="Generate phantom cases: one HDF5 file per case, phantom_<case seed>.h5 (case i of the set "
-                    "gets its own seed, derived from --seed), plus split.json. Every file is written atomically.",
+        help="generate digital cardiac cine phantom cases (HDF5, or CMRxRecon .mat) and a train/val/test split",
+        description="Generate phantom cases: one file per case, phantom_<case seed>.h5 (case i of the set "
+                    "gets its own seed, derived from --seed), plus split.json. With --format cmrxrecon each case "
+                    "is its fully sampled multi-coil k-space as a CMRxRecon cine file, phantom_<case seed>.mat "
+                    "(MATLAB v7.3, variable kspace_full; no labels or geometry, as in CMRxRecon). Every file is "
+                    "written atomically; --out is checked before any case is generated.",
         epilog="examples:\n  cinemri phantom --out data/phantom --cases 100 --seed 0 --workers 2\n"
                "  cinemri phantom --out data/small --cases 5 --height 96 --width 96 --fov-mm 320 "
                "--slice-distance-mm 8 10\n"
-               "  ls data/phantom  # phantom_1484405855.h5 ... (the names of --seed 0) and split.json",
+               "  ls data/phantom  # phantom_1484405855.h5 ... (the names of --seed 0) and split.json\n"
+               "  cinemri phantom --out data/cmrx --cases 1 --format cmrxrecon  # phantom_1484405855.mat\n"
+               "  cinemri analyze data/cmrx/phantom_1484405855.mat --out runs/analyze/cmrx",
     )
     p.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
     p.add_argument("--cases", type=int, default=10, help=f"number of cases, 1 to {MAX_CASES}")
     p.add_argument("--seed", type=int, default=0, help="seed of the whole set (case i gets its own seed)")
     p.add_argument("--workers", type=int, default=1, help=f"processes generating in parallel, 1 to {MAX_WORKERS}")
+    p.add_argument("--format", dest="file_format", choices=FILE_FORMATS, default=FILE_FORMATS[0],
+                   help="h5: the cinemri case (image, coil maps, labels, exact indices); cmrxrecon: a CMRxRecon "
+                        "cine .mat of the case's simulated fully sampled k-space")
     add_dataclass_flags(p, PhantomOptions, helps={
         "height": "image rows H (readout), 32 to 512",
         "width": "image columns W (phase encode), 32 to 512",
@@ -75,7 +83,7 @@ def _run_phantom(args) -> None:
         raise ValueError(f"--cases must be >= 1, got {args.cases}")
     if args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
-    paths = write_dataset(args.out, args.cases, args.seed, workers=args.workers,
+    paths = write_dataset(args.out, args.cases, args.seed, workers=args.workers, file_format=args.file_format,
                           **collect_dataclass_flags(args, PhantomOptions))
     print(f"wrote {len(paths)} cases and split.json to {args.out}")
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from cinemri.analysis.weights import resolve_checkpoint
 from cinemri.experiments.seg_infer import load_segmenter, predict_case, read_input, test_time_options
+from cinemri.files import check_output_dir
 from cinemri.io import write_case, write_labels_nifti
 
 _FRAME_RE = re.compile(r"_frame(\d+)\.nii(\.gz)?$")
@@ -37,13 +38,15 @@ def predict(input_path: str | os.PathLike, checkpoint: str | os.PathLike | None,
     input has one frame, else 4D (X, Y, Z, T); the input's affine), for an ACDC folder without
     a 4D file one ``<name>_frameYY_seg.nii.gz`` per frame file (its shape and affine), and
     ``<name>.h5`` (a cinemri case: the magnitude image, the labels, all frames labelled).
-    Returns the paths written.
+    Returns the paths written. ``out_dir`` is checked before any work
+    (:func:`cinemri.files.check_output_dir`: ValueError when it is a file, OSError when it
+    cannot be written) and created only once the labels are ready.
     """
+    out = check_output_dir(out_dir)
     model, cfg = load_segmenter(resolve_checkpoint(checkpoint, "seg"), device)
     case = read_input(input_path)
     labels = predict_case(model, case, cfg, test_time=test_time_options(cfg, **dict(test_time or {})),
                           device=device)  # (S, T, H, W) uint8
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     frame_files = _acdc_frame_files(case.source, case.name)

@@ -10,10 +10,15 @@ Returned k-space is (S, C, T, H, W) complex64. Masks ``maskNN`` / ``mask`` are (
 
 The files carry no geometry: spacing is set to CMRxRecon's published cine protocol
 (1.5 x 1.5 mm in-plane, 8 mm slices) and ``Case.spacing_assumed`` is True.
+
+:func:`write_cmrxrecon` writes multi-coil k-space in the same layout (MATLAB v7.3: HDF5 with
+MATLAB's 512-byte header, compound real/imag ``single``), e.g. ``cinemri phantom --format
+cmrxrecon``.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from pathlib import Path
@@ -22,7 +27,9 @@ import h5py
 import numpy as np
 import scipy.io
 
+from cinemri import __version__
 from cinemri.case import Case
+from cinemri.files import atomic_write_bytes
 from cinemri.io.validate import check_case, check_mask
 
 DEFAULT_SPACING_MM = (8.0, 1.5, 1.5)  # (dz, dy, dx), CMRxRecon cine protocol
@@ -193,3 +200,54 @@ def _find_mask(variables: dict[str, np.ndarray], name: str, path: Path,
             raise ValueError(f"{mask_path}: mask is {mask.shape} as (T, W), k-space {path} needs {(t, w)}")
         return mask
     return np.abs(kspace).sum(axis=(0, 1, 3)) > 0  # (T, W): the lines that hold data
+
+
+# ----------------------------------------------------------------------------- writing
+
+MAT73_USERBLOCK = 512  # bytes before the HDF5 data: MATLAB's file header, then zeros
+
+
+def _mat73_header() -> bytes:
+    """MATLAB's 128-byte v7.3 header: descriptive text (116 bytes), subsystem offset (8),
+    version 0x0200 and the endian indicator "IM" (little-endian). No date, so the same
+    k-space always gives the same file."""
+    text = f"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created by: cinemri {__version__} HDF5 schema 1.00 ."
+    return text.encode("ascii")[:116].ljust(116, b" ") + b" " * 8 + b"\x00\x02" + b"IM"
+
+
+def write_cmrxrecon(kspace: np.ndarray, path: str | os.PathLike, name: str = "kspace_full") -> Path:
+    """Write multi-coil k-space as a CMRxRecon cine ``.mat`` (MATLAB v7.3), atomically.
+
+    kspace: (S, C, T, H, W) complex (H = kx readout, W = ky phase encode), fully sampled.
+    The variable ``name`` (``kspace_full``, or ``kspace_subNN`` for data that is already
+    zero where not sampled) holds MATLAB dims (kx, ky, coils, slices, frames), i.e. an HDF5
+    dataset of shape (T, S, C, W, H) with a compound (real, imag) float32 type and
+    ``MATLAB_class = "single"``, after MATLAB's 512-byte v7.3 header: what
+    :func:`read_cmrxrecon` reads back to the same ``kspace`` (as complex64).
+    Built in memory and written with :func:`cinemri.files.atomic_write_bytes` (never
+    half-written; a full disk is an OSError naming ``path``).
+    Returns ``path``. Raises ValueError for another shape, non-finite values or a bad name.
+    """
+    path = Path(path)
+    if not _KSPACE_RE.match(name):
+        raise ValueError(f"{path}: variable name {name!r} is not a CMRxRecon k-space name "
+                         "(kspace_full, kspace_subNN, kspace_single_full, ...)")
+    kspace = np.asarray(kspace)
+    if kspace.ndim != 5 or kspace.dtype.kind not in "iufc":
+        raise ValueError(f"{path}: k-space must be (S, C, T, H, W) numbers, got shape {kspace.shape} "
+                         f"dtype {kspace.dtype}")
+    kspace = kspace.astype(np.complex64)
+    if not np.isfinite(kspace).all():
+        raise ValueError(f"{path}: k-space contains NaN or Inf")
+    pair = np.dtype([("real", "<f4"), ("imag", "<f4")])
+    stored = np.empty(kspace.shape, dtype=pair)  # (S, C, T, H, W)
+    stored["real"], stored["imag"] = kspace.real, kspace.imag
+    stored = np.ascontiguousarray(stored.transpose(2, 0, 1, 4, 3))  # (T, S, C, W, H): MATLAB dims reversed
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w", userblock_size=MAT73_USERBLOCK, track_order=False) as f:
+        dataset = f.create_dataset(name, data=stored, track_times=False)
+        dataset.attrs["MATLAB_class"] = np.bytes_("single")
+    data = bytearray(buffer.getbuffer())
+    header = _mat73_header()
+    data[:len(header)] = header
+    return atomic_write_bytes(path, data)
