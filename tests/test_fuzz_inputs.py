@@ -3,9 +3,9 @@
 Every input is a tiny file or folder written into a temporary folder: truncated and corrupted
 files, wrong dtypes, shapes and dimensions, NaN/Inf, blank and constant images, bad spacing,
 bad ACDC ``Info.cfg`` (binary content included), empty files and folders, links. Each goes
-through ``detect_format``, ``read_any``, ``inspect`` and ``cinemri info``:
+through ``detect_format``, ``read_any``, ``describe`` and ``cinemri info``:
 
-- an input marked ``bad`` must be refused by ``read_any`` and ``inspect`` with a ValueError
+- an input marked ``bad`` must be refused by ``read_any`` and ``describe`` with a ValueError
   naming the input, and by ``cinemri info`` with exit status 2 and one line on stderr;
 - an input marked ``maybe`` (a random byte flip may hit unused bytes) must read or be refused
   that way; no other exception type is ever allowed.
@@ -37,7 +37,7 @@ from test_io_dicom import T as DICOM_T
 from test_io_dicom import write_series
 
 from cinemri.cli import main
-from cinemri.io import detect_format, inspect, read_any, write_case
+from cinemri.io import describe, detect_format, read_any, write_case
 
 
 @dataclass(frozen=True)
@@ -468,7 +468,7 @@ def check(item: Input) -> str | None:
         pass
     except Exception as err:  # noqa: BLE001 -- the point: no other type may escape
         return f"detect_format raised {type(err).__name__}: {err}"
-    for name, reader in (("read_any", read_any), ("inspect", inspect)):
+    for name, reader in (("read_any", read_any), ("describe", describe)):
         try:
             reader(item.path)
         except ValueError as err:

@@ -12,7 +12,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
 from cinemri.cli import main
-from cinemri.io import detect_format, inspect, read_any, read_dicom
+from cinemri.io import describe, detect_format, read_any, read_dicom
 
 SUNNYBROOK = Path("/work/shared/data/sunnybrook/SCD0000101")
 
@@ -216,5 +216,5 @@ def test_real_sunnybrook_series():
     dz, dy, dx = case.spacing
     assert dy == dx == pytest.approx(1.367, abs=0.01) and dz == pytest.approx(10.0, abs=0.01)
     assert np.isfinite(case.image).all() and case.image.real.max() > 100
-    info = inspect(SUNNYBROOK)
+    info = describe(SUNNYBROOK)
     assert info["format"] == "dicom" and info["frames"] == 20 and info["slices"] == 12

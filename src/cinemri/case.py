@@ -72,14 +72,18 @@ class Case:
 
     @property
     def num_slices(self) -> int:
-        return self._shape()[0]
+        return self.shape[0]
 
     @property
     def num_frames(self) -> int:
-        return self._shape()[1]
+        return self.shape[1]
 
-    def _shape(self) -> tuple[int, int, int, int]:
-        """(S, T, H, W) of the cine, from whichever array is present."""
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """(S, T, H, W) of the cine, from whichever array is present (image, k-space, labels).
+
+        Raises ValueError naming the case when it holds none of them.
+        """
         if self.image is not None:
             return tuple(self.image.shape)  # type: ignore[return-value]
         if self.kspace is not None:

@@ -115,3 +115,18 @@ def compute_indices(labels: np.ndarray, spacing, ed_frame: int | None = None,
         lv_mass_g=float(curves[MYO][ed_frame] * MYOCARDIAL_DENSITY_G_PER_ML),
         ed_frame=int(ed_frame), es_frame=int(es_frame),
     )
+
+
+def label_indices(case) -> dict[str, float | None] | None:
+    """The indices of :data:`INDEX_KEYS` from a case's own labels at its own ED/ES frames
+    (what ``cinemri info`` prints), rounded to 4 decimals, NaN as None; None when the case
+    has no labels at both ED and ES.
+
+    case: a :class:`cinemri.case.Case` (labels (S, T, H, W), spacing, ed_frame, es_frame,
+    labelled_frames).
+    """
+    labelled = set(case.labelled_frames)
+    if case.labels is None or case.ed_frame not in labelled or case.es_frame not in labelled:
+        return None
+    indices = compute_indices(case.labels, case.spacing, case.ed_frame, case.es_frame).as_dict()
+    return {k: round(float(v), 4) if np.isfinite(v) else None for k, v in indices.items()}

@@ -349,7 +349,7 @@ def _previous_files(out: Path) -> list[str]:
 def _recon_panel(recon: Reconstruction, shown: Case, ed: int, es: int, quality: dict, path: Path,
                  draw: Callable) -> Path:
     """Reference, zero-filled, reconstruction and error maps at ED and ES of the mid-ventricular slice."""
-    from cinemri.report._display import mid_ventricular_slice
+    from cinemri.report import mid_ventricular_slice
 
     s = mid_ventricular_slice(shown)
     methods = {"zero-filled": recon.zero_filled[s], recon.method: recon.image[s]}

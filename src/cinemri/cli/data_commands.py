@@ -89,11 +89,9 @@ def _run_phantom(args) -> None:
 
 
 def _run_show(args) -> None:
-    from cinemri.io import read_any
-    from cinemri.report import show_case
-
     from cinemri.files import check_output_dir
-    from cinemri.report._display import labelled_frames
+    from cinemri.io import read_any
+    from cinemri.report import labelled_frames, show_case
 
     check_output_dir(args.out)
     case = read_any(args.case)
@@ -105,10 +103,27 @@ def _run_show(args) -> None:
         print(path)
 
 
-def _run_info(args) -> None:
-    from cinemri.io import inspect
+def input_info(path) -> dict:
+    """What ``cinemri info PATH`` shows: :func:`cinemri.io.describe` of the input plus, when it
+    has labels at its ED and ES, the clinical indices of those labels
+    (:func:`cinemri.clinical.label_indices`)."""
+    from cinemri.clinical import label_indices
+    from cinemri.io import describe_case, detect_format, read_any
+    from cinemri.io import describe as describe_input
 
-    info = inspect(args.path)
+    fmt = detect_format(path)
+    if fmt == "cmrxrecon-mask":
+        return describe_input(path)
+    case = read_any(path)
+    info = describe_case(case, fmt, path)
+    indices = label_indices(case)
+    if indices is not None:
+        info["indices"] = indices
+    return info
+
+
+def _run_info(args) -> None:
+    info = input_info(args.path)
     if args.json:
         print(json.dumps(info, indent=2))
         return

@@ -55,7 +55,7 @@ class CaseSource:
                 shape = shapes["labels"]
             return {"name": head["name"], "shape": tuple(shape), "labelled_frames": head["labelled_frames"]}
         case = self.case(i)
-        return {"name": case.name, "shape": case._shape(), "labelled_frames": case.labelled_frames}
+        return {"name": case.name, "shape": case.shape, "labelled_frames": case.labelled_frames}
 
     def name(self, i: int) -> str:
         return self._headers[i]["name"]

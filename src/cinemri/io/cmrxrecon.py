@@ -33,8 +33,8 @@ from cinemri.files import atomic_write_bytes
 from cinemri.io.validate import check_case, check_mask
 
 DEFAULT_SPACING_MM = (8.0, 1.5, 1.5)  # (dz, dy, dx), CMRxRecon cine protocol
-_KSPACE_RE = re.compile(r"^kspace(_single)?_(full|sub\d+)$")
-_MASK_RE = re.compile(r"^mask\d*$")
+KSPACE_NAME = re.compile(r"^kspace(_single)?_(full|sub\d+)$")
+MASK_NAME = re.compile(r"^mask\d*$")
 
 
 def load_mat_variables(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -143,7 +143,7 @@ def read_mask(path: str | os.PathLike, num_frames: int | None = None) -> np.ndar
     Returns (T, W) bool, W = ky lines. Raises ValueError naming the file.
     """
     variables = load_mat_variables(path)
-    names = sorted(k for k in variables if _MASK_RE.match(k))
+    names = sorted(k for k in variables if MASK_NAME.match(k))
     if len(names) != 1:
         raise ValueError(f"{path}: expected one mask variable, found {names or sorted(variables)}")
     return mask_to_ours(variables[names[0]], str(path), num_frames=num_frames)
@@ -165,7 +165,7 @@ def read_cmrxrecon(path: str | os.PathLike, mask_path: str | os.PathLike | None 
     """
     path = Path(path)
     variables = load_mat_variables(path)
-    kspace_names = sorted(k for k in variables if _KSPACE_RE.match(k))
+    kspace_names = sorted(k for k in variables if KSPACE_NAME.match(k))
     full = [k for k in kspace_names if k.endswith("_full")]
     subs = [k for k in kspace_names if not k.endswith("_full")]
     if acceleration is not None:
@@ -229,7 +229,7 @@ def write_cmrxrecon(kspace: np.ndarray, path: str | os.PathLike, name: str = "ks
     Returns ``path``. Raises ValueError for another shape, non-finite values or a bad name.
     """
     path = Path(path)
-    if not _KSPACE_RE.match(name):
+    if not KSPACE_NAME.match(name):
         raise ValueError(f"{path}: variable name {name!r} is not a CMRxRecon k-space name "
                          "(kspace_full, kspace_subNN, kspace_single_full, ...)")
     kspace = np.asarray(kspace)

@@ -159,7 +159,7 @@ def check_case(case: Case, where: str | None = None, content: bool = True) -> Ca
     """
     where = where or case.source or case.name
     case.spacing = check_spacing(case.spacing, where)
-    shape = case._shape()  # (S, T, H, W)
+    shape = case.shape  # (S, T, H, W)
     if 0 in shape:
         raise ValueError(f"{where}: empty case, (S, T, H, W) = {shape}")
     if min(shape[2:]) < MIN_MATRIX:

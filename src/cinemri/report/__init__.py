@@ -6,7 +6,7 @@ file atomically and return its path. Rendering uses matplotlib's Agg canvas and 
 directly, so the user's pyplot backend is never touched.
 """
 
-from cinemri.report._display import LABEL_NAMES, STYLE, ReportStyle
+from cinemri.report._display import LABEL_NAMES, STYLE, ReportStyle, labelled_frames, mid_ventricular_slice
 from cinemri.report.animation import cine_gif, gif_size
 from cinemri.report.figures import slice_montage, volume_curves_figure
 from cinemri.report.html import write_report
@@ -18,6 +18,8 @@ __all__ = [
     "ReportStyle",
     "cine_gif",
     "gif_size",
+    "labelled_frames",
+    "mid_ventricular_slice",
     "show_case",
     "slice_montage",
     "volume_curves_figure",

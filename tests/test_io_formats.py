@@ -1,4 +1,4 @@
-"""Format detection, read_any and inspect() over synthetic files and the real shared data."""
+"""Format detection, read_any, describe() and `cinemri info` over synthetic files and the real shared data."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from test_io_builders import (make_case, matlab_kspace, write_acdc, write_mat5, 
 
 from cinemri.case import Case
 from cinemri.clinical import INDEX_KEYS, compute_indices
-from cinemri.io import detect_format, inspect, read_any, write_case
+from cinemri.cli.data_commands import input_info
+from cinemri.io import describe, detect_format, read_any, write_case
 
 DATA = Path("/work/shared/data")
 
@@ -34,17 +35,17 @@ def synthetic(tmp_path) -> dict[str, Path]:
     return files
 
 
-def test_detect_and_inspect_every_synthetic_format(synthetic):
+def test_detect_and_info_every_synthetic_format(synthetic):
     for expected, path in synthetic.items():
         assert detect_format(path) == expected.replace("-v5", "")
-        info = inspect(path)
+        info = input_info(path)
         json.dumps(info)  # serialisable for `cinemri info --json`
         assert info["format"] == expected.replace("-v5", "")
-    info = inspect(synthetic["cmrxrecon"])
+    info = input_info(synthetic["cmrxrecon"])
     assert (info["slices"], info["coils"], info["frames"], info["readout"], info["phase_encodes"]) == (2, 3, 4, 10, 7)
     assert info["acceleration"] == pytest.approx(7 / 4) and info["spacing_assumed"]
-    assert inspect(synthetic["cmrxrecon-mask"])["acceleration"] == pytest.approx(7 / 4)
-    acdc = inspect(synthetic["acdc"])
+    assert input_info(synthetic["cmrxrecon-mask"])["acceleration"] == pytest.approx(7 / 4)
+    acdc = input_info(synthetic["acdc"])
     assert (acdc["slices"], acdc["frames"], acdc["ed_frame"], acdc["es_frame"]) == (3, 5, 0, 3)
     assert acdc["spacing_mm"] == pytest.approx([7.0, 1.6, 1.4]) and acdc["labels"] == [0, 1, 2, 3]
     assert set(acdc["indices"]) == set(INDEX_KEYS)
@@ -53,7 +54,7 @@ def test_detect_and_inspect_every_synthetic_format(synthetic):
     assert acdc["indices"]["lv_edv_ml"] == pytest.approx(expected["lv_edv_ml"], abs=1e-4)
     # hand count: LV = 2 x 2 voxels in 2 of 3 slices, voxel 1.6 x 1.4 x 7 mm^3
     assert acdc["indices"]["lv_edv_ml"] == pytest.approx(8 * 1.6 * 1.4 * 7.0 / 1000, abs=1e-4)
-    assert inspect(synthetic["mnms2"])["frames"] == 2
+    assert input_info(synthetic["mnms2"])["frames"] == 2
 
 
 def test_read_any_dispatch(synthetic):
@@ -72,9 +73,9 @@ def test_unknown_formats_raise_naming_the_path(tmp_path):
     empty = tmp_path / "empty_dir"
     empty.mkdir()
     with pytest.raises(ValueError, match="empty_dir.*unknown format"):
-        inspect(empty)
+        input_info(empty)
     with pytest.raises(ValueError, match="absent"):
-        inspect(tmp_path / "absent")
+        input_info(tmp_path / "absent")
 
 
 def _real_paths() -> list[Path]:
@@ -86,14 +87,14 @@ def _real_paths() -> list[Path]:
     return paths
 
 
-def test_inspect_every_real_file_or_synthetic_set(synthetic):
+def test_info_every_real_file_or_synthetic_set(synthetic):
     """Every real case in the shared data reads and gives plausible indices; without the
     data the same checks run on the synthetic set (which then must hold all formats)."""
     real = _real_paths()
     paths = real or list(synthetic.values())
     formats = set()
     for path in paths:
-        info = inspect(path)
+        info = input_info(path)
         formats.add(info["format"])
         if info["format"] == "cmrxrecon-mask":
             continue
@@ -111,7 +112,7 @@ def test_acdc_without_4d_reports_frames_in_the_cines_numbering(tmp_path):
     """ED/ES-only folders (as most of the shared ACDC set): Info.cfg's ED: 1, ES: 4 of a
     5-frame cine are frames 0 and 3, not 0 and 1 of the two loaded volumes."""
     folder, _, _ = write_acdc(tmp_path, ed=1, es=4, with_4d=False)
-    info = inspect(folder)
+    info = input_info(folder)
     assert (info["frames"], info["ed_frame"], info["es_frame"]) == (5, 0, 3)
     assert info["frames_loaded"] == [0, 3] and info["labelled_frames"] == [0, 3]
     case = read_any(folder)
@@ -135,14 +136,14 @@ def test_acdc_frames_are_also_given_in_info_cfg_numbering(tmp_path, capsys):
 
     for with_4d in (True, False):
         folder, _, _ = write_acdc(tmp_path / str(with_4d), ed=1, es=4, with_4d=with_4d)
-        info = inspect(folder)
+        info = input_info(folder)
         assert (info["ed_frame"], info["es_frame"]) == (0, 3)
         assert (info["ed_frame_number"], info["es_frame_number"]) == (1, 4)
         assert info["frame_numbering"] == "Info.cfg numbering, 1-based"
         assert main(["info", str(folder)]) == 0
         out = capsys.readouterr().out
         assert "4 (Info.cfg numbering, 1-based; 0-based index 3)" in out
-    info = inspect(write_case(make_case(), tmp_path / "case.h5"))
+    info = input_info(write_case(make_case(), tmp_path / "case.h5"))
     assert (info["es_frame"], info["es_frame_number"], info["frame_numbering"]) == (2, 2, "0-based")
 
 
@@ -160,7 +161,7 @@ def test_plain_nifti_cine_reads_through_the_one_reader_for_info_show_and_analyze
     case = read_any(path)
     assert case.image.shape == (3, 5, 15, 12) and case.spacing == (8.0, 1.5, 1.25) and case.name == "cine"
     assert read_input(path).image.shape == case.image.shape
-    info = inspect(path)
+    info = input_info(path)
     assert info["format"] == "nifti" and info["frames"] == 5
     assert main(["info", str(path)]) == 0 and "nifti" in capsys.readouterr().out
     assert main(["show", str(path), "--out", str(tmp_path / "fig")]) == 0
@@ -168,3 +169,18 @@ def test_plain_nifti_cine_reads_through_the_one_reader_for_info_show_and_analyze
     nib.save(nib.Nifti1Image(np.zeros_like(volume), np.eye(4)), str(tmp_path / "blank.nii"))
     with pytest.raises(ValueError, match="blank.nii: image is blank"):
         read_any(tmp_path / "blank.nii")
+
+
+def test_io_describes_files_without_clinical_knowledge_or_a_stdlib_name(synthetic):
+    """io.describe gives the reader's facts (no indices: those are cinemri.clinical's, added by
+    `cinemri info`); no io module shadows the standard library's inspect, and io imports no clinical."""
+    import subprocess
+    import sys
+
+    import cinemri.io
+
+    facts = describe(synthetic["acdc"])
+    assert "indices" not in facts and facts == {k: v for k, v in input_info(synthetic["acdc"]).items() if k != "indices"}
+    assert not (Path(cinemri.io.__file__).parent / "inspect.py").exists()
+    code = "import sys, cinemri.io; print('cinemri.clinical' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

@@ -1,4 +1,6 @@
-"""Format detection, ``read_any`` and the summary behind ``cinemri info PATH``."""
+"""Format detection, ``read_any`` and :func:`describe`, what a reader finds in an input
+(the facts behind ``cinemri info PATH``; the clinical indices it also prints come from
+:func:`cinemri.clinical.label_indices`, not from here: io knows files, not cardiology)."""
 
 from __future__ import annotations
 
@@ -8,10 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from cinemri.case import Case
-from cinemri.clinical import compute_indices
 from cinemri.io.acdc import is_acdc_folder, read_acdc
 from cinemri.io.case_h5 import case_header, is_case_file, read_case
-from cinemri.io.cmrxrecon import _KSPACE_RE, _MASK_RE, load_mat_variables, mask_to_ours, read_cmrxrecon
+from cinemri.io.cmrxrecon import KSPACE_NAME, MASK_NAME, load_mat_variables, mask_to_ours, read_cmrxrecon
 from cinemri.io.dicom import is_dicom_file, is_dicom_folder, read_dicom
 from cinemri.io.mnms import mnms_layout, read_mnms
 from cinemri.io.nifti import read_nifti_cine
@@ -30,9 +31,9 @@ def detect_format(path: str | os.PathLike) -> str:
         case_header(path)  # raises naming what is wrong: truncated or damaged HDF5, or another HDF5 file
     if path.is_file() and path.suffix.lower() == ".mat":
         names = list(load_mat_variables(path))
-        if any(_KSPACE_RE.match(n) for n in names):
+        if any(KSPACE_NAME.match(n) for n in names):
             return "cmrxrecon"
-        if any(_MASK_RE.match(n) for n in names):
+        if any(MASK_NAME.match(n) for n in names):
             return "cmrxrecon-mask"
         raise ValueError(f"{path}: .mat file without kspace_full/kspace_subNN/mask variables (has {names})")
     if path.is_dir() and is_acdc_folder(path):
@@ -73,29 +74,37 @@ def read_any(path: str | os.PathLike) -> Case:
     return read_mnms(path)
 
 
-def inspect(path: str | os.PathLike) -> dict:
-    """Summary of a case file or folder, for ``cinemri info``.
+def describe(path: str | os.PathLike) -> dict:
+    """What the reader of ``path`` finds in it (read with :func:`read_any`; see :func:`describe_case`).
+
+    A mask-only CMRxRecon ``.mat`` gives format, path, frames, phase_encodes and acceleration.
+    Raises ValueError naming the path for unknown formats or unreadable inputs.
+    """
+    path = Path(path)
+    fmt = detect_format(path)
+    if fmt == "cmrxrecon-mask":
+        variables = load_mat_variables(path)
+        name = next(n for n in variables if MASK_NAME.match(n))
+        mask = mask_to_ours(variables[name], str(path))
+        return {"format": fmt, "path": str(path), "frames": int(mask.shape[0]),
+                "phase_encodes": int(mask.shape[1]), "acceleration": _acceleration(mask)}
+    return describe_case(read_any(path), fmt, path)
+
+
+def describe_case(case: Case, fmt: str, path: str | os.PathLike) -> dict:
+    """Summary of a case read from ``path`` in format ``fmt``, for ``cinemri info``.
 
     Returns a JSON-serialisable dict with, where they apply: format, name, slices, frames,
     coils, readout (H), phase_encodes (W), spacing_mm [dz, dy, dx], spacing_assumed,
     ed_frame, es_frame (0-based indices), ed_frame_number, es_frame_number (the same frames
     in the input's own numbering, e.g. Info.cfg's 1-based ED 1, ES 12) and frame_numbering
     (how that numbering counts), labelled_frames, labels (values present), acceleration
-    (W / mean sampled lines per frame, when a mask is present), indices (the 7 clinical
-    keys from the labels at ED/ES). When only some frames of a longer cine were loaded (ACDC
+    (W / mean sampled lines per frame, when a mask is present), reference_indices (the
+    indices the file records, e.g. a phantom's exact ones). When only some frames of a longer cine were loaded (ACDC
     without its 4D file), frames / ed_frame / es_frame / labelled_frames are in the cine's
-    numbering and frames_loaded lists the cine frames present. Raises ValueError naming the path for unknown formats.
+    numbering and frames_loaded lists the cine frames present.
     """
-    path = Path(path)
-    fmt = detect_format(path)
-    if fmt == "cmrxrecon-mask":
-        variables = load_mat_variables(path)
-        name = next(n for n in variables if _MASK_RE.match(n))
-        mask = mask_to_ours(variables[name], str(path))
-        return {"format": fmt, "path": str(path), "frames": int(mask.shape[0]),
-                "phase_encodes": int(mask.shape[1]), "acceleration": _acceleration(mask)}
-    case = read_any(path)
-    s, t, h, w = case._shape()
+    s, t, h, w = case.shape
     info: dict = {"format": fmt, "path": str(path), "name": case.name, "slices": s, "frames": t,
                   "readout": h, "phase_encodes": w,
                   "spacing_mm": [float(v) for v in case.spacing], "spacing_assumed": case.spacing_assumed}
@@ -109,10 +118,6 @@ def inspect(path: str | os.PathLike) -> dict:
     if case.labels is not None:
         info["labelled_frames"] = list(case.labelled_frames)
         info["labels"] = [int(v) for v in np.unique(case.labels)]
-        labelled = set(case.labelled_frames)
-        if case.ed_frame in labelled and case.es_frame in labelled:
-            indices = compute_indices(case.labels, case.spacing, case.ed_frame, case.es_frame)
-            info["indices"] = {k: _json_float(v) for k, v in indices.as_dict().items()}
     if case.source_frames:  # a subset of a longer cine: report frames in the cine's numbering
         to_source = list(case.source_frames)
         info["frames"] = case.source_num_frames or t
