@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import resource
@@ -54,6 +55,34 @@ def median_time(fn, warmup: int, repeats: int) -> tuple[float, list[float]]:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times), times
+
+
+def conv_peak(shapes: list[tuple[int, ...]], repeats: int) -> dict[str, float]:
+    """The machine's convolution throughput: best GFLOP/s of a 3x3 (2D) or 3x3x3 (3D) C -> C
+    convolution forward over ``shapes`` (B, C, *spatial), in fp32 and under bf16 autocast.
+
+    Returns {"fp32_gflops", "bf16_gflops"}; FLOPs = 2 B C^2 3^d prod(spatial).
+    """
+    import torch
+
+    out = {}
+    for dtype_name, amp in (("fp32", False), ("bf16", True)):
+        best = 0.0
+        for shape in shapes:
+            batch, channels, *spatial = shape
+            layer = torch.nn.Conv2d if len(spatial) == 2 else torch.nn.Conv3d
+            conv = layer(channels, channels, 3, padding=1, bias=False)
+            x = torch.randn(*shape)
+            flops = 2.0 * batch * channels * channels * 3 ** len(spatial) * math.prod(spatial)
+
+            def forward() -> None:
+                with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+                    conv(x)
+
+            median, _ = median_time(forward, 1, max(2, repeats))
+            best = max(best, flops / median / 1e9)
+        out[f"{dtype_name}_gflops"] = best
+    return out
 
 
 def run_job(script: str | Path, job: dict) -> dict:

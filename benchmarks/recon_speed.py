@@ -60,7 +60,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _speed import machine_info, median_time, peak_mb, run_job, timing_parser  # benchmarks/ is sys.path[0] as a script
+from _speed import conv_peak, machine_info, median_time, peak_mb, run_job, timing_parser  # benchmarks/ is sys.path[0] as a script
 from cinemri.files import write_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -190,22 +190,8 @@ def peak_worker(job: dict) -> dict:
     import torch
 
     torch.set_num_threads(job["threads"])
-    out = {"name": "peak", "shapes": [list(s) for s in job["shapes"]]}
-    for dtype_name, amp in (("fp32", False), ("bf16", True)):
-        best = 0.0
-        for b, c, t, h, w in job["shapes"]:
-            conv = torch.nn.Conv3d(c, c, 3, padding=1, bias=False)
-            x = torch.randn(b, c, t, h, w)
-            flops = 2.0 * b * c * c * 27 * t * h * w
-
-            def forward() -> None:
-                with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
-                    conv(x)
-
-            median, _ = median_time(forward, 1, max(2, job["repeats"]))
-            best = max(best, flops / median / 1e9)
-        out[f"{dtype_name}_gflops"] = best
-    return out
+    return {"name": "peak", "shapes": [list(s) for s in job["shapes"]],
+            **conv_peak([tuple(s) for s in job["shapes"]], job["repeats"])}
 
 
 def step_worker(job: dict) -> dict:

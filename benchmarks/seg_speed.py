@@ -38,7 +38,7 @@ import sys
 import time
 from pathlib import Path
 
-from _speed import machine_info, median_time, peak_mb, run_job, timing_parser  # benchmarks/ is sys.path[0] as a script
+from _speed import conv_peak, machine_info, median_time, peak_mb, run_job, timing_parser  # benchmarks/ is sys.path[0] as a script
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs" / "seg"
@@ -104,22 +104,8 @@ def peak_worker(job: dict) -> dict:
     import torch
 
     torch.set_num_threads(job["threads"])
-    out = {"name": "peak", "shapes": [list(s) for s in PEAK_SHAPES]}
-    for dtype_name, amp in (("fp32", False), ("bf16", True)):
-        best = 0.0
-        for batch, channels, size in PEAK_SHAPES:
-            conv = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False)
-            x = torch.randn(batch, channels, size, size)
-            flops = 2.0 * batch * channels * channels * 9 * size * size
-
-            def forward() -> None:
-                with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
-                    conv(x)
-
-            median, _ = median_time(forward, 2, job["repeats"] + 2)
-            best = max(best, flops / median / 1e9)
-        out[f"{dtype_name}_gflops"] = best
-    return out
+    shapes = [(b, c, n, n) for b, c, n in PEAK_SHAPES]
+    return {"name": "peak", "shapes": [list(s) for s in shapes], **conv_peak(shapes, job["repeats"] + 2)}
 
 
 def recipe_worker(job: dict) -> dict:
