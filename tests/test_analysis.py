@@ -418,3 +418,92 @@ def test_analyze_says_frames_in_the_inputs_own_numbering():
     acdc = {"ed_frame": 0, "es_frame": 1, "source": "file", "frame_numbering": "Info.cfg numbering, 1-based",
             "ed_frame_number": 1, "es_frame_number": 12}  # patient001 without its 4D file: indices 0, 1
     assert _frames(acdc) == "ED frame 1, ES frame 12 (Info.cfg numbering, 1-based; file)"  # was "ES frame 1"
+
+
+# ------------------------------------------- analyze undersamples as the checkpoint was trained
+
+
+def _untrained_checkpoint(path: Path, model: torch.nn.Module, name: str, args: dict, cfg) -> Path:
+    """An untrained model in the project's checkpoint format (what training would write)."""
+    from cinemri.train import config_to_dict, save_checkpoint
+    from cinemri.train.checkpoint import FORMAT, FORMAT_VERSION
+
+    save_checkpoint(path, {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "cinemri_version": "test", "model_name": name,
+        "model_args": args, "model": model.state_dict(), "optimizer": {}, "scheduler": {}, "scaler": {},
+        "epoch": 0, "global_step": 0, "best_metric": None, "best_epoch": None, "rng": [],
+        "config": config_to_dict(cfg)})
+    return path
+
+
+def _recon_checkpoint(path: Path, data_overrides: list[str]) -> Path:
+    """An untrained tiny cascade whose checkpoint records ``data_overrides`` as its training masks."""
+    from cinemri.experiments.recon import MODEL_NAME
+    from cinemri.recon import build_reconstructor
+
+    cfg = load_recon_config(ROOT / "configs/recon/tiny.yaml", data_overrides)
+    args = cfg.model.model_args()
+    torch.manual_seed(0)
+    return _untrained_checkpoint(path, build_reconstructor(**args), MODEL_NAME, args, cfg)
+
+
+@pytest.fixture(scope="module")
+def equispaced_r8(tmp_path_factory):
+    """(a 32 x 64 phantom case file, a checkpoint trained on equispaced R = 8 masks with 4 centre
+    lines, an untrained tiny segmenter)."""
+    from cinemri.experiments.seg_config import load_seg_config
+    from cinemri.io import write_case
+    from cinemri.phantom import generate_case
+    from cinemri.seg.models import build_segmenter
+
+    tmp = tmp_path_factory.mktemp("masks")
+    case = write_case(generate_case(3, height=32, width=64, frames=4, slices=3, coils=2, supersample=1),
+                      tmp / "case.h5")
+    ckpt = _recon_checkpoint(tmp / "r8.pt", ["data.acceleration=8", "data.pattern=equispaced",
+                                             "data.center_lines=4"])
+    seg_cfg = load_seg_config([ROOT / "configs/seg/tiny.yaml"])
+    seg_model = build_segmenter(seg_cfg.model.name, seg_cfg.model.args)
+    seg = _untrained_checkpoint(tmp / "seg.pt", seg_model, seg_cfg.model.name, dict(seg_cfg.model.args), seg_cfg)
+    return case, ckpt, seg
+
+
+def test_reconstruct_case_takes_the_mask_settings_of_the_checkpoint(equispaced_r8):
+    path, ckpt, _ = equispaced_r8
+    case, loaded = read_case(path), load_reconstructor(ckpt)
+    rec = reconstruct_case(case, "zero_filled", recon=loaded, seed=1)
+    assert rec.mask == {"acceleration": 8.0, "pattern": "equispaced", "center_lines": 4, "seed": 1,
+                        "from": "checkpoint", "given": {}}
+    assert rec.acceleration == pytest.approx(8.0, rel=0.15)
+    by_hand = reconstruct_case(case, "zero_filled", acceleration=8.0, pattern="equispaced", center_lines=4, seed=1)
+    assert np.array_equal(rec.masks, by_hand.masks)  # exactly the masks the model was trained on
+    default = reconstruct_case(case, "zero_filled", seed=1)  # no checkpoint: the data section's defaults
+    assert default.mask["from"] == "defaults" and default.acceleration == pytest.approx(5.0, rel=0.15)
+    given = reconstruct_case(case, "zero_filled", recon=loaded, acceleration=3.0, seed=1)
+    assert given.mask["given"] == {"acceleration": 3.0} and given.mask["pattern"] == "equispaced"
+    assert given.acceleration == pytest.approx(3.0, rel=0.15)
+
+
+def test_analyze_and_recon_predict_undersample_with_the_checkpoints_masks(equispaced_r8, tmp_path, monkeypatch):
+    """analyze without --acceleration reconstructs at the checkpoint's R = 8 (it used 5 whatever the model)."""
+    from cinemri.analysis import pipeline
+    from cinemri.experiments import recon_eval
+
+    path, ckpt, seg = equispaced_r8
+    assert AnalyzeOptions().acceleration is None and AnalyzeOptions().pattern is None
+    seen = []
+
+    def reconstruct_then_stop(*args, **kwargs):
+        seen.append(reconstruct_case(*args, **kwargs))
+        raise ValueError("stop after the reconstruction")
+
+    monkeypatch.setattr(pipeline, "reconstruct_case", reconstruct_then_stop)
+    for argv, expected in (([], 8.0), (["--acceleration", "3"], 3.0)):
+        assert main(["analyze", str(path), "--recon-checkpoint", str(ckpt), "--seg-checkpoint", str(seg),
+                     "--out", str(tmp_path / "a"), *argv]) == 2
+        assert seen[-1].mask["acceleration"] == expected and seen[-1].mask["pattern"] == "equispaced"
+    # recon predict: the same rule, from the same function
+    options = recon_eval.acquisition_options(load_reconstructor(ckpt).config.data, 8.0)
+    assert (options.pattern, options.center_lines, options.crop) == ("equispaced", 4, None)
+    predicted = recon_eval.inference_samples(read_case(path), options)
+    assert np.array_equal(np.stack([s.mask[0, :, 0, :].numpy() for s in predicted]),
+                          reconstruct_case(read_case(path), "zero_filled", recon=load_reconstructor(ckpt)).masks)

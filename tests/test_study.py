@@ -134,9 +134,11 @@ def oracle_study(phantom, checkpoints, tmp_path_factory):
     (root / "broken.h5").write_bytes(b"not an HDF5 file")
     (root / "split.json").write_text(json.dumps({"test": [*names, "broken"]}))
 
-    def oracle(case, model, cfg, options):
+    from cinemri.experiments.seg_infer import Segmentation
+
+    def oracle(case, model, cfg, options):  # what segment() returns: (Segmentation, seconds)
         labels = case.labels.copy() if case.name == names[0] else np.zeros_like(case.labels)
-        return labels, 0.0
+        return Segmentation(labels=labels, confidence=1.0), 0.0
 
     patch = pytest.MonkeyPatch()
     patch.setattr(study, "segment", oracle)

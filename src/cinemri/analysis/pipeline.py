@@ -50,16 +50,18 @@ class AnalyzeOptions:
 
     recon_method: "model" (the cascade), "cs" or "zero_filled"; acceleration/undersample/
     seed/pattern: how a fully sampled input is undersampled first (seeded per case and
-    slice); cs_iters: iterations of the CS baseline; flip_tta/postprocess/largest_component:
+    slice); acceleration and pattern None (the default): the reconstruction checkpoint's
+    own (its ``data`` section, with its centre lines: the masks the model was trained on;
+    see :func:`~cinemri.analysis.reconstruct.reconstruct_case`); cs_iters: iterations of the CS baseline; flip_tta/postprocess/largest_component:
     test-time options of the segmentation (None: the checkpoint's ``eval`` section);
     device: "cpu" or "cuda".
     """
 
     recon_method: str = "model"
-    acceleration: float = 5.0
+    acceleration: float | None = None
     undersample: bool = True
     seed: int = 0
-    pattern: str = "vd_random"
+    pattern: str | None = None
     cs_iters: int = 50
     flip_tta: bool | None = None
     postprocess: bool | None = None
@@ -68,7 +70,7 @@ class AnalyzeOptions:
     figures: bool = True
 
     def __post_init__(self) -> None:
-        if not self.acceleration >= 1:
+        if self.acceleration is not None and not self.acceleration >= 1:
             raise ValueError(f"acceleration must be >= 1, got {self.acceleration}")
 
 
@@ -318,7 +320,7 @@ def analyze(input_path: str | os.PathLike, out_dir: str | os.PathLike, *,
                      "shape": list(labels.shape), "spacing_mm": [float(v) for v in case.spacing],
                      "spacing_assumed": bool(case.spacing_assumed), "input": kind},
             "reconstruction": {"method": recon.method, "acceleration": recon.acceleration,
-                               "seconds": recon.seconds,
+                               "mask": recon.mask, "seconds": recon.seconds,
                                "checkpoint": str(recon_path) if recon_path is not None else None},
             "segmentation": {"checkpoint": str(seg_path), "seconds": seg_seconds,
                              "confidence": segmentation.confidence},

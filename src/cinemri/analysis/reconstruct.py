@@ -5,9 +5,13 @@ cine that segmentation sees:
 
 - undersampled k-space (a mask in the file, CMRxRecon): reconstructed as acquired;
 - fully sampled k-space, or image + coil maps (phantom): undersampled first with a mask
-  seeded from (seed, case name, slice) at ``acceleration`` -- so the reconstruction is
-  really tested -- unless ``undersample`` is False, in which case the fully sampled image
-  is used as it is;
+  seeded from (seed, case name, slice) -- so the reconstruction is really tested -- unless
+  ``undersample`` is False, in which case the fully sampled image is used as it is. The
+  mask's acceleration, pattern and centre lines are the reconstruction checkpoint's own
+  (its ``data`` section: the masks the model was trained on), each replaced only when given;
+  without a checkpoint, those of :class:`~cinemri.experiments.recon.ReconDataSection`'s
+  defaults (:func:`~cinemri.experiments.recon_eval.acquisition_options`, the one rule that
+  ``recon predict`` follows too);
 - images only (ACDC, M&Ms, NIfTI): used as they are (nothing to reconstruct).
 
 ``method`` picks the reconstruction: "model" (a trained cascade), "cs" (temporal TV, the
@@ -26,10 +30,9 @@ import numpy as np
 import torch
 
 from cinemri.case import Case
-from cinemri.data import ReconOptions, ReconSample, collate_recon
-from cinemri.data.recon import ReconDataset
-from cinemri.experiments.recon import LoadedReconstructor
-from cinemri.experiments.recon_eval import undersampled_samples
+from cinemri.data import ReconSample, collate_recon
+from cinemri.experiments.recon import LoadedReconstructor, ReconDataSection
+from cinemri.experiments.recon_eval import acquisition_options, inference_samples, is_undersampled
 from cinemri.masks import achieved_acceleration
 from cinemri.recon import cs_tv, zero_filled
 
@@ -45,7 +48,9 @@ class Reconstruction:
     fully sampled image, or None; zero_filled: (S, T, H, W) complex64 or None (images-only
     input); masks: (S, T, W) bool sampling masks or None; method: what made ``image``
     ("model", "cs", "zero_filled", "fully_sampled" or "images"); acceleration: achieved R
-    (mean over slices) or None; seconds: reconstruction wall time.
+    (mean over slices) or None; seconds: reconstruction wall time; mask: how a fully sampled
+    input was undersampled ({"acceleration" (nominal), "pattern", "center_lines", "seed",
+    "from": "checkpoint" or "defaults", "given": the settings the caller chose}) or None.
     """
 
     image: np.ndarray
@@ -55,15 +60,11 @@ class Reconstruction:
     method: str
     acceleration: float | None
     seconds: float
+    mask: dict | None = None
 
 
 def _has_kspace_or_maps(case: Case) -> bool:
     return case.kspace is not None or (case.image is not None and case.coil_maps is not None)
-
-
-def is_undersampled(case: Case) -> bool:
-    """True when the case holds k-space with a mask that leaves lines out."""
-    return case.kspace is not None and case.mask is not None and not bool(np.all(case.mask))
 
 
 @torch.no_grad()
@@ -90,10 +91,15 @@ def _run(method: str, samples: list[ReconSample], recon: LoadedReconstructor | N
 
 
 def reconstruct_case(case: Case, method: Method = "model", *, recon: LoadedReconstructor | None = None,
-                     acceleration: float = 5.0, undersample: bool = True, seed: int = 0,
-                     pattern: str = "vd_random", center_lines: int = 8, cs_iters: int = 50,
+                     acceleration: float | None = None, undersample: bool = True, seed: int = 0,
+                     pattern: str | None = None, center_lines: int | None = None, cs_iters: int = 50,
                      progress: Callable[[str], None] | None = None) -> Reconstruction:
     """The cine images of ``case`` (see the module docstring).
+
+    acceleration, pattern, center_lines: the undersampling of a fully sampled input; None
+    (the default) takes the value from ``recon``'s checkpoint (its ``data`` section), or
+    from :class:`~cinemri.experiments.recon.ReconDataSection`'s defaults without ``recon``.
+    seed: seed of the masks (with the case name and slice).
 
     progress: called with one line before each slice is reconstructed ("reconstructing
     slice 3/10 (cs)"), so long reconstructions show that they move; None: silent.
@@ -116,14 +122,20 @@ def reconstruct_case(case: Case, method: Method = "model", *, recon: LoadedRecon
     if method == "model" and recon is None and (undersample or undersampled):
         raise ValueError("reconstruction method 'model' needs a reconstruction checkpoint")
     reference = None
+    mask = None
     if undersampled:
-        samples = undersampled_samples(case)
+        samples = inference_samples(case, None)  # as acquired
         masks = np.repeat(np.asarray(case.mask, bool)[None], case.num_slices, axis=0)  # (S, T, W)
     else:
-        options = ReconOptions(acceleration=acceleration if undersample else 1.0, pattern=pattern,
-                               center_lines=center_lines, mask_mode="fixed", seed=seed, crop=None)
-        dataset = ReconDataset([case], options)
-        samples = [dataset[i] for i in range(len(dataset))]
+        data = recon.config.data if recon is not None else ReconDataSection()
+        options = acquisition_options(data, acceleration if undersample else 1.0, pattern=pattern,
+                                      center_lines=center_lines, seed=seed)
+        given = {k: v for k, v in (("acceleration", acceleration), ("pattern", pattern),
+                                   ("center_lines", center_lines)) if v is not None}
+        mask = {"acceleration": options.acceleration, "pattern": options.pattern,
+                "center_lines": options.center_lines, "seed": options.seed,
+                "from": "checkpoint" if recon is not None else "defaults", "given": given}
+        samples = inference_samples(case, options)
         masks = np.stack([s.mask[0, :, 0, :].numpy() for s in samples])  # (S, T, W)
         reference = np.stack([(s.target / s.scale).numpy() for s in samples]).astype(np.complex64)
         if not undersample:
@@ -132,7 +144,7 @@ def reconstruct_case(case: Case, method: Method = "model", *, recon: LoadedRecon
     image, zf = _run(method, samples, recon, cs_iters, progress)
     achieved = float(np.mean([achieved_acceleration(torch.from_numpy(m)) for m in masks]))
     return Reconstruction(image=image, reference=reference, zero_filled=zf, masks=masks, method=method,
-                          acceleration=achieved, seconds=time.perf_counter() - start)
+                          acceleration=achieved, seconds=time.perf_counter() - start, mask=mask)
 
 
 def with_image(case: Case, image: np.ndarray) -> Case:

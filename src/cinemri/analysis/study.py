@@ -42,7 +42,7 @@ from cinemri.analysis.weights import resolve_checkpoint
 from cinemri.case import Case
 from cinemri.clinical import INDEX_KEYS
 from cinemri.data import ReconOptions
-from cinemri.experiments.recon import load_reconstructor, split_cases
+from cinemri.experiments.recon import ReconDataSection, load_reconstructor, split_cases
 from cinemri.experiments.seg_infer import load_segmenter
 from cinemri.files import atomic_write, check_output_dir, write_json
 from cinemri.io import read_case
@@ -86,7 +86,8 @@ class StudyOptions:
     accelerations: nominal R values (each > 1); methods: reconstructions among "zero_filled",
     "cs", "model"; split: the split of ``split.json`` to use; max_cases: its first N cases
     (None: all); slices: the central N slices of each case (None: all); cs_iters: iterations
-    of the CS baseline; seed, pattern: the undersampling masks.
+    of the CS baseline; seed, pattern, center_lines: the undersampling masks, the same for
+    every method and checkpoint (the study compares methods on identical k-space).
     """
 
     accelerations: tuple[float, ...] = (2.0, 4.0, 5.0, 6.0, 8.0, 10.0)
@@ -96,7 +97,8 @@ class StudyOptions:
     slices: int | None = None
     cs_iters: int = 50
     seed: int = 0
-    pattern: str = "vd_random"
+    pattern: str = ReconDataSection.pattern
+    center_lines: int = ReconDataSection.center_lines
 
     def __post_init__(self) -> None:
         try:
@@ -116,7 +118,8 @@ class StudyOptions:
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}{' or None' if name != 'cs_iters' else ''}, "
                                  f"got {value!r}")
-        ReconOptions(acceleration=accelerations[0], pattern=self.pattern)  # validates the pattern now, not per case
+        ReconOptions(acceleration=accelerations[0], pattern=self.pattern,
+                     center_lines=self.center_lines)  # validates the mask settings now, not per case
         object.__setattr__(self, "accelerations", accelerations)
         object.__setattr__(self, "methods", methods)
 
@@ -196,6 +199,7 @@ def _run_one(case: Case, method: str, acceleration: float, recon, seg_model, seg
         fully = method == FULLY_SAMPLED
         result = reconstruct_case(case, "zero_filled" if fully else method, recon=recon, acceleration=acceleration,
                                   undersample=not fully, seed=options.seed, pattern=options.pattern,
+                                  center_lines=options.center_lines,
                                   cs_iters=options.cs_iters)
         record["achieved_acceleration"] = result.acceleration
         record["metrics"]["recon_seconds"] = result.seconds
@@ -330,7 +334,8 @@ def markdown_summary(rows: list[dict[str, Any]], header: dict[str, Any], options
     """The summary table (mean ± sd per method x R, failures counted), conventions and failures."""
     lines = ["# Acceleration study", "",
              f"{len(header['cases'])} case(s) of split `{header['split']}` in `{header['data']}`; masks "
-             f"`{options.pattern}` seed {options.seed}; CS {options.cs_iters} iterations; slices "
+             f"`{options.pattern}` seed {options.seed}, {options.center_lines} centre lines; CS {options.cs_iters} "
+             f"iterations; slices "
              f"{'all' if options.slices is None else f'central {options.slices}'}.",
              f"Checkpoints: recon `{header['recon_checkpoint']}`, seg `{header['seg_checkpoint']}`.",
              f"{sum(row['n_failed'] for row in rows)} of {sum(row['n_cases'] for row in rows)} runs failed"

@@ -15,8 +15,9 @@ def register(subparsers, formatter) -> None:
         help="reconstruct, segment and measure one case: results.json, label maps, report.html",
         description="k-space (or images) -> cine -> RV/MYO/LV -> EDV, ESV, SV, EF, LV mass. A fully sampled "
                     "input (a phantom case) is first undersampled at --acceleration with a seeded mask, so the "
-                    "reconstruction is really tested. Without checkpoint options the bundled phantom weights "
-                    "are used.",
+                    "reconstruction is really tested: by default with the reconstruction checkpoint's own mask "
+                    "settings (acceleration, pattern, centre lines of its data section). Without checkpoint "
+                    "options the bundled phantom weights are used.",
         epilog="examples:\n  cinemri analyze data/phantom/phantom_1484405855.h5 --out runs/analyze/phantom  "
                "# a case of `cinemri phantom --out data/phantom --seed 0`\n"
                "  cinemri analyze ACDC/training/patient001 --seg-checkpoint "
@@ -32,7 +33,9 @@ def register(subparsers, formatter) -> None:
                    help="segmentation checkpoint (default: the bundled phantom weights)")
     p.add_argument("--recon", dest="recon_method", choices=("model", "cs", "zero_filled"), default=defaults.recon_method,
                    help="how k-space becomes images: the trained cascade, CS-TV, or zero filling")
-    p.add_argument("--acceleration", type=float, default=defaults.acceleration, help="undersampling of a fully sampled input")
+    p.add_argument("--acceleration", type=float, default=defaults.acceleration,
+                   help="undersampling of a fully sampled input (default: the reconstruction checkpoint's "
+                        "data.acceleration)")
     p.add_argument("--no-undersample", action="store_true",
                    help="use a fully sampled input as it is (no undersampling, no reconstruction)")
     p.add_argument("--seed", type=int, default=defaults.seed, help="seed of the undersampling masks")

@@ -44,6 +44,7 @@ def register(subparsers, formatter) -> None:
         "cs_iters": "iterations of the CS-TV baseline",
         "seed": "seed of the undersampling masks",
         "pattern": "undersampling pattern of the masks (vd_random or equispaced)",
+        "center_lines": "fully sampled central phase-encode lines of every mask",
     })
     p.set_defaults(run=_run_acceleration)
     group.set_defaults(run=lambda args: group.print_help())

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from cinemri.case import Case
-from cinemri.data import ReconSample, center_crop_or_pad, collate_recon
+from cinemri.data import ReconOptions, ReconSample, center_crop_or_pad, collate_recon
 from cinemri.experiments.recon import (SliceSubset, is_case_path, load_reconstructor, make_dataset, parameter_count,
                                        split_cases)
 from cinemri.files import check_output_dir, check_output_file, write_json
@@ -246,18 +246,11 @@ def predict(input_path: str | os.PathLike, checkpoint: str | os.PathLike, out_pa
     input_path, out_path = Path(input_path), Path(out_path)
     case = _read_input(input_path, mask_path)  # a bad input (or mask) is refused before the model loads
     loaded = load_reconstructor(checkpoint)
-    undersampled = case.kspace is not None and case.mask is not None and not bool(np.all(case.mask))
-    if undersampled:
-        if acceleration is not None:
-            raise ValueError(f"{input_path} is already undersampled; drop --acceleration")
-        samples = undersampled_samples(case)
-    else:
-        if acceleration is None:
-            raise ValueError(f"{input_path} is fully sampled; give --acceleration to undersample it")
-        # the whole field of view at the input's size: the training crop is not applied
-        options = replace(loaded.config.data.options("fixed", acceleration), crop=None)
-        dataset = make_dataset([case], options)
-        samples = [dataset[i] for i in range(len(dataset))]
+    if is_undersampled(case) and acceleration is not None:
+        raise ValueError(f"{input_path} is already undersampled; drop --acceleration")
+    if not is_undersampled(case) and acceleration is None:
+        raise ValueError(f"{input_path} is fully sampled; give --acceleration to undersample it")
+    samples = inference_samples(case, acquisition_options(loaded.config.data, acceleration))
     slices = []
     with torch.no_grad():
         for sample in samples:
@@ -271,6 +264,39 @@ def predict(input_path: str | os.PathLike, checkpoint: str | os.PathLike, out_pa
     result = replace(case, name=name or case.name, image=image, labels=labels, kspace=None, mask=None,
                      coil_maps=None, source=str(input_path), noise_std=0.0)
     return write_case(result, out_path)
+
+
+def is_undersampled(case: Case) -> bool:
+    """True when the case holds k-space with a mask that leaves lines out."""
+    return case.kspace is not None and case.mask is not None and not bool(np.all(case.mask))
+
+
+def acquisition_options(data: Any, acceleration: float | None = None, *, pattern: str | None = None,
+                        center_lines: int | None = None, seed: int | None = None) -> ReconOptions:
+    """How inference undersamples a fully sampled case for a model trained with the data
+    section ``data`` (a :class:`~cinemri.experiments.recon.ReconDataSection`, read from its
+    checkpoint): fixed masks seeded from (seed, case name, slice) with the section's
+    acceleration, pattern and centre lines -- the mask distribution the model was trained on
+    -- each replaced only when given, the section's ``seed`` unless ``seed`` is given, its
+    coil simulation for magnitude images, and the whole field of view (the training crop is
+    not applied). The one place where ``cinemri analyze``, ``recon predict`` and the study
+    decide a mask.
+    """
+    options = data.options("fixed", acceleration)
+    return replace(options, crop=None, pattern=options.pattern if pattern is None else pattern,
+                   center_lines=options.center_lines if center_lines is None else center_lines,
+                   seed=options.seed if seed is None else seed)
+
+
+def inference_samples(case: Case, options: ReconOptions | None) -> list[ReconSample]:
+    """One normalised sample per slice of ``case`` for a reconstruction model: undersampled
+    k-space as acquired (:func:`undersampled_samples`; ``options`` unused), anything else
+    (fully sampled k-space, image + coil maps, magnitude images) undersampled with
+    ``options`` (:func:`acquisition_options`) as :class:`~cinemri.data.ReconDataset` does."""
+    if is_undersampled(case):
+        return undersampled_samples(case)
+    dataset = make_dataset([case], options)
+    return [dataset[i] for i in range(len(dataset))]
 
 
 def undersampled_samples(case: Case) -> list[ReconSample]:
