@@ -139,3 +139,23 @@ def test_truncated_and_missing_files_raise_value_error(tmp_path):
     junk.write_bytes(b"not hdf5 at all" * 10)
     with pytest.raises(ValueError, match="junk.h5"):
         read_case(junk)
+
+
+def test_a_nan_index_is_stored_as_valid_json_null_and_read_back_as_nan(tmp_path):
+    import json
+    import math
+    from dataclasses import replace
+
+    import h5py
+
+    from cinemri.io import read_case, write_case
+    from test_io_builders import make_case
+
+    case = replace(make_case(), indices={"lv_edv_ml": 10.5, "lv_ef_pct": float("nan")})
+    path = write_case(case, tmp_path / "c.h5")
+    with h5py.File(path, "r") as f:
+        text = f.attrs["indices"]
+    stored = json.loads(text, parse_constant=lambda name: pytest.fail(f"invalid JSON constant {name}"))
+    assert stored == {"lv_edv_ml": 10.5, "lv_ef_pct": None}
+    back = read_case(path).indices
+    assert back["lv_edv_ml"] == 10.5 and math.isnan(back["lv_ef_pct"])

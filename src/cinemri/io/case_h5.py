@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 from pathlib import Path
 
@@ -26,7 +27,7 @@ import h5py
 import numpy as np
 
 from cinemri.case import Case
-from cinemri.files import atomic_write_bytes
+from cinemri.files import atomic_write_bytes, json_text
 from cinemri.io.validate import check_case
 
 FORMAT_NAME = "cinemri-case"
@@ -80,7 +81,7 @@ def write_case(case: Case, path: str | os.PathLike) -> Path:
         f.attrs["group"] = case.group or ""
         f.attrs["labelled_frames"] = np.asarray(case.labelled_frames, dtype=np.int64)
         f.attrs["noise_std"] = float(case.noise_std)
-        f.attrs["indices"] = json.dumps({k: float(v) for k, v in case.indices.items()})
+        f.attrs["indices"] = json_text({k: float(v) for k, v in case.indices.items()}, indent=None)  # NaN: null
         f.attrs["spacing_assumed"] = bool(case.spacing_assumed)
         f.attrs["source"] = case.source
         for key, arr in arrays.items():
@@ -182,7 +183,8 @@ def _read_open(f: h5py.File, path: Path, slice_index: int | None) -> Case:
     if spacing.size != 3 or not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
         raise ValueError(f"{path}: spacing_mm must be three positive mm values, got {spacing.tolist()}")
     try:
-        indices = {str(k): float(v) for k, v in json.loads(_as_str(attrs["indices"])).items()}
+        indices = {str(k): math.nan if v is None else float(v)  # null: NaN (the one JSON rule)
+                   for k, v in json.loads(_as_str(attrs["indices"])).items()}
     except (json.JSONDecodeError, AttributeError, TypeError, ValueError) as err:
         raise ValueError(f"{path}: attribute 'indices' is not a JSON object of numbers ({err})") from err
     ed, es = (_attr(attrs, key, _as_int, path, "an integer") for key in ("ed_frame", "es_frame"))
