@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -123,9 +122,11 @@ def input_info(path) -> dict:
 
 
 def _run_info(args) -> None:
+    from cinemri.files import json_text
+
     info = input_info(args.path)
     if args.json:
-        print(json.dumps(info, indent=2))
+        print(json_text(info), end="")  # valid JSON: NaN/inf as null
         return
     numbering = info.pop("frame_numbering", None)
     for key in ("ed_frame", "es_frame"):  # one line each: the input's own number, labelled, and the index

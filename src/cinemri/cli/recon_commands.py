@@ -118,7 +118,9 @@ def _run_eval(args) -> None:
         print(f"{name:>12}: PSNR {_fmt(s['psnr'])} dB  SSIM {_fmt(s['ssim'])}  NMSE {_fmt(s['nmse'])}  "
               f"{entry['seconds_per_slice']:.3f} s/slice")
     if args.json is None and args.out is None:
-        print(json.dumps({k: v["summary"] for k, v in result["methods"].items()}))
+        from cinemri.files import json_text
+
+        print(json_text({k: v["summary"] for k, v in result["methods"].items()}, indent=None))  # NaN as null
 
 
 def _run_predict(args) -> None:

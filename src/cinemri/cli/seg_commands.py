@@ -142,9 +142,10 @@ def _run_ablate(args) -> None:
 
 def _run_grad(args) -> None:
     from cinemri.experiments.seg_grad import grad_analysis
+    from cinemri.files import json_text
 
     numbers = grad_analysis(args.config, args.out, args.overrides)
     first = numbers["points"][0]
-    print(json.dumps({"init_ce_bg_fraction_l1": first["ce"]["bg_fraction_l1"],
-                      "init_bg_pixel_fraction": first["ce"]["bg_pixel_fraction"],
-                      "figures": numbers["figures"]}, indent=2))
+    print(json_text({"init_ce_bg_fraction_l1": first["ce"]["bg_fraction_l1"],
+                     "init_bg_pixel_fraction": first["ce"]["bg_pixel_fraction"],
+                     "figures": numbers["figures"]}), end="")
