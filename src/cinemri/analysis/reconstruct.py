@@ -30,11 +30,10 @@ import numpy as np
 import torch
 
 from cinemri.case import Case
-from cinemri.data import ReconSample, collate_recon
 from cinemri.experiments.recon import LoadedReconstructor, ReconDataSection
-from cinemri.experiments.recon_eval import acquisition_options, inference_samples, is_undersampled
+from cinemri.experiments.recon_eval import (acquisition_options, inference_samples, is_undersampled,
+                                            reconstruct_samples)
 from cinemri.masks import achieved_acceleration
-from cinemri.recon import cs_tv, zero_filled
 
 METHODS = ("model", "cs", "zero_filled")
 Method = Literal["model", "cs", "zero_filled"]
@@ -65,29 +64,6 @@ class Reconstruction:
 
 def _has_kspace_or_maps(case: Case) -> bool:
     return case.kspace is not None or (case.image is not None and case.coil_maps is not None)
-
-
-@torch.no_grad()
-def _run(method: str, samples: list[ReconSample], recon: LoadedReconstructor | None,
-         cs_iters: int, progress: Callable[[str], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(image, zero-filled), each (S, T, H, W) complex64 in input units, slice by slice;
-    ``progress("reconstructing slice s/S (method)")`` before each slice."""
-    images, zfs = [], []
-    device = next(recon.model.parameters()).device if method == "model" else torch.device("cpu")
-    for index, sample in enumerate(samples):
-        if progress is not None and method != "zero_filled":
-            progress(f"reconstructing slice {index + 1}/{len(samples)} ({method})")
-        batch = collate_recon([sample]).to(device)
-        zf = zero_filled(batch.kspace, batch.mask, batch.maps)  # (1, T, H, W)
-        if method == "model":
-            out = recon.model(batch.kspace, batch.mask, batch.maps)
-        elif method == "cs":
-            out = cs_tv(batch.kspace, batch.mask, batch.maps, num_iters=cs_iters)
-        else:
-            out = zf
-        images.append((out[0] / sample.scale).to(torch.complex64).cpu().numpy())
-        zfs.append((zf[0] / sample.scale).to(torch.complex64).cpu().numpy())
-    return np.stack(images), np.stack(zfs)
 
 
 def reconstruct_case(case: Case, method: Method = "model", *, recon: LoadedReconstructor | None = None,
@@ -141,7 +117,8 @@ def reconstruct_case(case: Case, method: Method = "model", *, recon: LoadedRecon
         if not undersample:
             return Reconstruction(image=reference, reference=reference, zero_filled=reference, masks=None,
                                   method="fully_sampled", acceleration=1.0, seconds=time.perf_counter() - start)
-    image, zf = _run(method, samples, recon, cs_iters, progress)
+    image, zf = reconstruct_samples(samples, method, recon.model if method == "model" else None,
+                                    cs_iters=cs_iters, progress=progress)
     achieved = float(np.mean([achieved_acceleration(torch.from_numpy(m)) for m in masks]))
     return Reconstruction(image=image, reference=reference, zero_filled=zf, masks=masks, method=method,
                           acceleration=achieved, seconds=time.perf_counter() - start, mask=mask)

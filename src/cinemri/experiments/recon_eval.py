@@ -16,7 +16,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -251,13 +251,7 @@ def predict(input_path: str | os.PathLike, checkpoint: str | os.PathLike, out_pa
     if not is_undersampled(case) and acceleration is None:
         raise ValueError(f"{input_path} is fully sampled; give --acceleration to undersample it")
     samples = inference_samples(case, acquisition_options(loaded.config.data, acceleration))
-    slices = []
-    with torch.no_grad():
-        for sample in samples:
-            batch = collate_recon([sample])
-            out = loaded.model(batch.kspace, batch.mask, batch.maps)[0] / sample.scale  # (T, H, W)
-            slices.append(out.to(torch.complex64).numpy())
-    image = np.stack(slices)  # (S, T, H, W)
+    image, _ = reconstruct_samples(samples, "model", loaded.model)  # (S, T, H, W)
     labels = case.labels
     if labels is not None and labels.shape[-2:] != image.shape[-2:]:
         labels = center_crop_or_pad(labels, image.shape[-2:])
@@ -297,6 +291,41 @@ def inference_samples(case: Case, options: ReconOptions | None) -> list[ReconSam
         return undersampled_samples(case)
     dataset = make_dataset([case], options)
     return [dataset[i] for i in range(len(dataset))]
+
+
+@torch.no_grad()
+def reconstruct_samples(samples: Sequence[ReconSample], method: str, model: torch.nn.Module | None = None, *,
+                        cs_iters: int | None = None,
+                        progress: Callable[[str], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(image, zero-filled) of :func:`inference_samples`, each (S, T, H, W) complex64 in the
+    input's units, one slice at a time: ``method`` "model" (``model``, on its own device),
+    "cs" (:func:`cinemri.recon.cs_tv` with ``cs_iters`` iterations) or "zero_filled".
+    ``progress("reconstructing slice s/S (method)")`` before each slice (not for zero filling).
+    The one inference loop of ``cinemri analyze``, the study and ``recon predict``.
+
+    Raises:
+        ValueError: an unknown method, "model" without ``model``, "cs" without ``cs_iters``.
+    """
+    if method not in ("model", "cs", "zero_filled") or (method == "model" and model is None) \
+            or (method == "cs" and cs_iters is None):
+        raise ValueError(f"reconstruct_samples: method {method!r} needs "
+                         f"{'a model' if method == 'model' else 'cs_iters' if method == 'cs' else 'a known name'}")
+    images, zfs = [], []
+    device = next(model.parameters()).device if method == "model" else torch.device("cpu")
+    for index, sample in enumerate(samples):
+        if progress is not None and method != "zero_filled":
+            progress(f"reconstructing slice {index + 1}/{len(samples)} ({method})")
+        batch = collate_recon([sample]).to(device)
+        zf = zero_filled(batch.kspace, batch.mask, batch.maps)  # (1, T, H, W)
+        if method == "model":
+            out = model(batch.kspace, batch.mask, batch.maps)  # (1, T, H, W)
+        elif method == "cs":
+            out = cs_tv(batch.kspace, batch.mask, batch.maps, num_iters=cs_iters)  # (1, T, H, W)
+        else:
+            out = zf
+        images.append((out[0] / sample.scale).to(torch.complex64).cpu().numpy())  # (T, H, W)
+        zfs.append((zf[0] / sample.scale).to(torch.complex64).cpu().numpy())
+    return np.stack(images), np.stack(zfs)  # (S, T, H, W) each
 
 
 def undersampled_samples(case: Case) -> list[ReconSample]:
