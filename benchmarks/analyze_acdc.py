@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from cinemri.labels import STRUCTURES
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "acdc"
 DEFAULT_CHECKPOINT = REPO / "runs" / "seg" / "acdc_unet" / "best.pt"
@@ -45,7 +47,6 @@ DEFAULT_OUT_DIR = REPO / "runs" / "analyze_acdc"
 INDICES = {"lv_edv_ml": "LV EDV (ml)", "lv_esv_ml": "LV ESV (ml)", "lv_ef_pct": "LV EF (%)",
            "rv_edv_ml": "RV EDV (ml)", "rv_esv_ml": "RV ESV (ml)", "rv_ef_pct": "RV EF (%)",
            "lv_mass_g": "LV mass (g)"}
-STRUCTURES = ("rv", "myo", "lv")
 PHASES = ("ed", "es")
 
 

@@ -1,4 +1,5 @@
-"""The layout's rules that a reader of one file cannot see: no private names across packages."""
+"""The layout's rules that a reader of one file cannot see: no private names across packages,
+labels declared once."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "cinemri"
+REPO = Path(__file__).resolve().parents[1]
+SRC = REPO / "src" / "cinemri"
 
 
 def _package(module: str) -> str:
@@ -41,3 +43,52 @@ def test_case_shape_is_public():
     assert case.shape == (2, 3, 5, 4) and (case.num_slices, case.num_frames) == (2, 3)
     kspace_only = Case(name="k", spacing=(8.0, 1.5, 1.5), kspace=np.zeros((2, 4, 3, 5, 6), np.complex64))
     assert kspace_only.shape == (2, 3, 5, 6)  # (S, T, H, W) from (S, C, T, H, W)
+
+
+LABEL_CONSTANTS = {"BACKGROUND", "RV", "MYO", "LV", "NUM_CLASSES", "CLASS_NAMES", "STRUCTURES", "DESCRIPTIONS",
+                   "ACDC_LABELS", "MNMS_TO_ACDC", "LABEL_VALUES"}
+STRUCTURE_NAMES = {"rv", "myo", "lv"}
+
+
+def _assigned_names(node: ast.AST) -> set[str]:
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    return {n.id.lstrip("_") for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+
+
+def _label_declarations(path: Path) -> list[str]:
+    """Where ``path`` declares labels itself: assigns a label constant's name at module level, or
+    spells the three structure names in one literal (tuple, list, set, dict keys)."""
+    tree = ast.parse(path.read_text())
+    found = []
+    for node in tree.body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and _assigned_names(node) & LABEL_CONSTANTS:
+            found.append(f"{path.name}:{node.lineno}: {sorted(_assigned_names(node) & LABEL_CONSTANTS)}")
+    for node in ast.walk(tree):
+        elements = node.keys if isinstance(node, ast.Dict) else getattr(node, "elts", None)
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set, ast.Dict)):
+            flat = [e.elts[0] if isinstance(e, ast.Tuple) and e.elts else e for e in elements if e is not None]
+            words = {e.value for e in flat if isinstance(e, ast.Constant) and isinstance(e.value, str)}
+            if STRUCTURE_NAMES <= words:
+                found.append(f"{path.name}:{node.lineno}: literal {sorted(words & STRUCTURE_NAMES)}")
+    return found
+
+
+def test_labels_are_declared_once():
+    labels = SRC / "labels.py"
+    assert _label_declarations(labels)  # the scan sees the one declaration
+    others = [p for p in sorted(SRC.rglob("*.py")) + sorted((REPO / "benchmarks").rglob("*.py")) if p != labels]
+    offenders = [f"{p.relative_to(REPO)} {hit}" for p in others for hit in _label_declarations(p)]
+    assert offenders == []
+
+
+def test_label_values_follow_acdc():
+    from cinemri import labels
+
+    assert (labels.BACKGROUND, labels.RV, labels.MYO, labels.LV) == (0, 1, 2, 3)
+    assert dict(labels.STRUCTURES) == {"rv": 1, "myo": 2, "lv": 3}
+    assert [labels.CLASS_NAMES[v] for v in labels.STRUCTURES.values()] == list(labels.STRUCTURES)
+    assert len(labels.CLASS_NAMES) == len(labels.LABEL_VALUES) == labels.NUM_CLASSES
+    # M&Ms stores 1 LV, 2 MYO, 3 RV; the map is its own inverse
+    mnms = {"lv": 1, "myo": 2, "rv": 3}
+    assert all(labels.MNMS_TO_ACDC[mnms[name]] == value for name, value in labels.STRUCTURES.items())
+    assert [labels.MNMS_TO_ACDC[v] for v in labels.MNMS_TO_ACDC] == [0, 1, 2, 3]

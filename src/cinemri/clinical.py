@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-RV, MYO, LV = 1, 2, 3
+from cinemri.labels import LV, MYO, RV
+
 MYOCARDIAL_DENSITY_G_PER_ML = 1.05
 INDEX_KEYS = ("lv_edv_ml", "lv_esv_ml", "lv_ef_pct", "rv_edv_ml", "rv_esv_ml", "rv_ef_pct", "lv_mass_g")
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from cinemri.clinical import LV, MYO
+from cinemri.labels import LV, MYO
 
 _FOUR_NEIGHBOURS = ndimage.generate_binary_structure(2, 1)
 

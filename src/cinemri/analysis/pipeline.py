@@ -31,15 +31,15 @@ from cinemri import __version__
 from cinemri.analysis.reconstruct import Reconstruction, is_undersampled, reconstruct_case, with_image
 from cinemri.analysis.weights import resolve_checkpoint
 from cinemri.case import Case
-from cinemri.clinical import INDEX_KEYS, LV, MYO, RV, compute_indices, detect_ed_es, volume_curves_ml
+from cinemri.clinical import INDEX_KEYS, compute_indices, detect_ed_es, volume_curves_ml
 from cinemri.experiments.recon import load_reconstructor
 from cinemri.experiments.seg_infer import Segmentation, load_segmenter, read_input, segment_case, test_time_options
 from cinemri.files import StagedOutputDir, check_output_dir, json_safe, write_json  # write_json: re-exported
+from cinemri.labels import LV, MYO, STRUCTURES
 from cinemri.metrics import nmse, psnr, segmentation_scores, ssim
 from cinemri.plausibility import check_confidence, check_enclosure, check_indices, check_myocardium
 from cinemri.report.html import SCHEMA_ID as SCHEMA
 
-STRUCTURES = {"rv": RV, "myo": MYO, "lv": LV}
 FLOAT_KEYS = ("lv_edv_ml", "lv_esv_ml", "lv_sv_ml", "lv_ef_pct", "rv_edv_ml", "rv_esv_ml", "rv_sv_ml",
               "rv_ef_pct", "lv_mass_g")
 

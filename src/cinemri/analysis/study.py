@@ -46,11 +46,11 @@ from cinemri.experiments.recon import ReconDataSection, load_reconstructor, spli
 from cinemri.experiments.seg_infer import load_segmenter
 from cinemri.files import atomic_write, check_output_dir, write_json
 from cinemri.io import read_case
+from cinemri.labels import STRUCTURES
 from cinemri.metrics.aggregate import summarize
 
 SCHEMA = "cinemri.study.acceleration/1"
 FULLY_SAMPLED = "fully_sampled"
-STRUCTURES = ("rv", "myo", "lv")
 PHASES = ("ed", "es")
 RELATIVE_KEYS = ("lv_edv_ml", "lv_esv_ml", "lv_mass_g", "rv_edv_ml", "rv_esv_ml")
 METRIC_COLUMNS = (

@@ -20,6 +20,7 @@ from cinemri.experiments.seg_config import SegExperiment
 from cinemri.experiments.seg_eval import evaluate
 from cinemri.experiments.seg_train import train
 from cinemri.files import atomic_write, atomic_write_text, check_output_dir, write_json
+from cinemri.labels import STRUCTURES
 from cinemri.train import build, config_to_dict, load_config
 
 
@@ -99,7 +100,7 @@ def markdown_table(results: dict[str, dict[str, Any]]) -> str:
     lines = ["| variant | Dice RV | Dice MYO | Dice LV | Dice mean | HD95 mean (mm) | params | train time (s) |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for label, r in results.items():
-        hd = [r[f"hd95_{s}_mm"] for s in ("rv", "myo", "lv") if isinstance(r[f"hd95_{s}_mm"], (int, float))]
+        hd = [r[f"hd95_{s}_mm"] for s in STRUCTURES if isinstance(r[f"hd95_{s}_mm"], (int, float))]
         hd_text = f"{sum(hd) / len(hd):.2f}" if hd else "n/a"
         lines.append(f"| {label} | {r['dice_rv']:.3f} | {r['dice_myo']:.3f} | {r['dice_lv']:.3f} | "
                      f"{r['dice_mean']:.3f} | {hd_text} | {r['params']:,} | {r['train_seconds']:.0f} |")

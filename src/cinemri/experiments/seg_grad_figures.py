@@ -11,9 +11,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from cinemri.files import atomic_write  # noqa: E402
+from cinemri.labels import CLASS_NAMES  # noqa: E402
 
 LOSSES = ("ce", "dice", "combined")
-CLASSES = ("bg", "rv", "myo", "lv")
 
 
 def _save(fig, path: Path) -> Path:
@@ -42,7 +42,7 @@ def write_figures(numbers: dict[str, Any], out: Path) -> list[Path]:
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), sharey=True)
     for ax, loss in zip(axes, ("ce", "dice")):
         for point, style in ((points[0], "o-"), (points[-1], "s--")):
-            ax.semilogy(CLASSES, [point[loss].get(f"mean_l1_{c}", float("nan")) for c in CLASSES], style,
+            ax.semilogy(CLASS_NAMES, [point[loss].get(f"mean_l1_{c}", float("nan")) for c in CLASS_NAMES], style,
                         label=f"epoch {point['epoch']}")
         ax.set(title=f"{loss}: mean |dL/dz_i| per pixel", xlabel="pixel class")
         ax.legend(fontsize=8)

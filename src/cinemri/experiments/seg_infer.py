@@ -20,8 +20,8 @@ from torch import nn
 
 from cinemri.case import Case
 from cinemri.data.seg import SliceGrid
-from cinemri.clinical import LV, MYO
 from cinemri.experiments.seg_config import SegEvalSection, SegExperiment, experiment_from_dict
+from cinemri.labels import LV, MYO
 from cinemri.seg.models import build_segmenter
 from cinemri.seg.postprocess import postprocess_frames
 from cinemri.train import check_model, load_checkpoint, load_model_state

@@ -17,12 +17,11 @@ from torch import Tensor, nn
 from cinemri.data.seg import InMemorySegDataset, SegBatch, SegDataset, collate_seg
 from cinemri.experiments.seg_config import SegExperiment, SegLossSection
 from cinemri.experiments.seg_data import CaseRef, split_cases
+from cinemri.labels import STRUCTURES
 from cinemri.seg.augment import augment_batch, heart_crop
 from cinemri.seg.losses import CombinedLoss, CrossEntropyLoss, SoftDiceLoss
 from cinemri.seg.models import build_segmenter, segmenter_arguments
 from cinemri.seg.schedules import SCHEDULES
-
-STRUCTURES = {"rv": 1, "myo": 2, "lv": 3}
 
 
 def build_loss(section: SegLossSection) -> nn.Module:

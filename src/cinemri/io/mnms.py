@@ -21,8 +21,8 @@ import numpy as np
 from cinemri.case import Case
 from cinemri.io.nifti import read_label_volume, read_volume
 from cinemri.io.validate import check_case
+from cinemri.labels import MNMS_TO_ACDC  # re-exported by cinemri.io
 
-MNMS_TO_ACDC = (0, 3, 2, 1)  # file value -> ACDC label (the map is its own inverse)
 _SA_RE = re.compile(r"^(?P<id>.+)_sa\.nii(\.gz)?$")
 _SA2_RE = re.compile(r"^(?P<id>.+)_SA_(?P<phase>ED|ES)\.nii(\.gz)?$")
 

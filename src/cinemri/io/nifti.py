@@ -22,8 +22,7 @@ from nibabel.openers import ImageOpener
 from cinemri.case import Case
 from cinemri.files import atomic_write_bytes
 from cinemri.io.validate import check_case, check_image, check_spacing
-
-LABEL_VALUES = (0, 1, 2, 3)
+from cinemri.labels import LABEL_VALUES
 
 
 def load_nifti(path: str | os.PathLike) -> nib.Nifti1Image:

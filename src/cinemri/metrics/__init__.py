@@ -8,7 +8,6 @@ in :mod:`cinemri.metrics.segmentation`.
 from cinemri.metrics.aggregate import MetricSummary, MetricTable, summarize
 from cinemri.metrics.image import nmse, nmse_batch, psnr, psnr_batch, ssim, ssim_batch
 from cinemri.metrics.segmentation import (
-    ACDC_LABELS,
     dice,
     hausdorff,
     hd95,
@@ -17,7 +16,6 @@ from cinemri.metrics.segmentation import (
 )
 
 __all__ = [
-    "ACDC_LABELS",
     "MetricSummary",
     "MetricTable",
     "dice",

@@ -19,12 +19,12 @@ Definitions, written down because each one moves the numbers:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from scipy import ndimage
 
-ACDC_LABELS = {"rv": 1, "myo": 2, "lv": 3}
+from cinemri.labels import STRUCTURES
 
 
 def _check_pair(pred: np.ndarray, true: np.ndarray, names: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
@@ -157,11 +157,11 @@ def hausdorff(pred_mask: np.ndarray, true_mask: np.ndarray, spacing: Sequence[fl
 
 
 def segmentation_scores(pred_labels: np.ndarray, true_labels: np.ndarray, spacing: Sequence[float],
-                        labels: dict[str, int] | None = None) -> dict[str, float]:
+                        labels: Mapping[str, int] | None = None) -> dict[str, float]:
     """Dice, HD95 and Hausdorff of every structure of one volume (one phase, as ACDC scores it).
 
     pred_labels, true_labels: (H, W) or (S, H, W) integer label maps; spacing: mm per axis;
-    labels: name -> label value, default ACDC's {"rv": 1, "myo": 2, "lv": 3}.
+    labels: name -> label value, default ACDC's (:data:`cinemri.labels.STRUCTURES`: rv 1, myo 2, lv 3).
     returns, for every name, "dice_<name>", "hd95_<name>_mm", "hd_<name>_mm" and the raw
     voxel counts "n_pred_<name>", "n_true_<name>" (floats).
 
@@ -173,7 +173,7 @@ def segmentation_scores(pred_labels: np.ndarray, true_labels: np.ndarray, spacin
         raise ValueError(f"label maps must be 2D (H, W) or 3D (S, H, W), got shape {p.shape}")
     _check_spacing(spacing, p.ndim)
     scores: dict[str, float] = {}
-    for name, value in (ACDC_LABELS if labels is None else labels).items():
+    for name, value in (STRUCTURES if labels is None else labels).items():
         pm, gm = p == value, g == value
         scores[f"dice_{name}"] = dice(p, g, value)
         scores[f"hd95_{name}_mm"], scores[f"hd_{name}_mm"] = _hd95_and_hausdorff(pm, gm, spacing)

@@ -6,11 +6,12 @@ import numpy as np
 
 from ..case import Case
 from ..clinical import compute_indices
+from ..labels import LV
 from .coils import coil_maps
 from .contrast import bias_and_phase, draw_contrast, smooth_field
 from .heart import R_ENVELOPE, THETA, draw_heart
 from .options import GROUPS, SLICE_RANGE, SNR_RANGE, PhantomOptions, make_options
-from .render import LV, acquire, majority_labels, render_heart
+from .render import acquire, majority_labels, render_heart
 from .thorax import draw_thorax, render_thorax
 
 _STREAMS = ("case", "heart", "thorax", "contrast", "field", "coils")

@@ -6,11 +6,10 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..labels import LV, MYO, RV
 from .contrast import Contrast
 from .heart import (N_THETA, R_ENDO, R_ENVELOPE, R_EPI, R_OUTFLOW, R_RV, R_RVWALL, R_TRAB,
                     HeartFrames)
-
-BACKGROUND, RV, MYO, LV = 0, 1, 2, 3
 
 
 def _sample(radii: np.ndarray, theta: np.ndarray) -> np.ndarray:

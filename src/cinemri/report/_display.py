@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from cinemri.case import Case
-from cinemri.clinical import LV, MYO, RV
 from cinemri.files import atomic_write  # noqa: F401  (the report modules' writer, re-exported)
+from cinemri.labels import LV, MYO, RV
 from cinemri.physics import ifft2c, rss
 
 

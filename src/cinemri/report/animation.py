@@ -15,8 +15,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from cinemri.case import Case
-from cinemri.clinical import LV, MYO, RV
 from cinemri.files import atomic_write
+from cinemri.labels import LV, MYO, RV
 from cinemri.report._display import (
     STYLE,
     check_case,

@@ -18,8 +18,8 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from cinemri.case import Case
-from cinemri.clinical import LV, MYO, RV
 from cinemri.files import atomic_write
+from cinemri.labels import LV, MYO, RV
 from cinemri.report._display import (
     LABEL_NAMES,
     STYLE,

@@ -15,6 +15,7 @@ import numbers
 from collections.abc import Mapping
 from pathlib import Path
 
+from cinemri.labels import DESCRIPTIONS, STRUCTURES
 from cinemri.report._display import atomic_write
 
 SCHEMA_ID = "cinemri.analyze/1"
@@ -51,7 +52,6 @@ _INDEX_ROWS: tuple[tuple[str, str, int], ...] = (
     ("rv_sv_ml", "RV stroke volume (SV)", 0),
     ("rv_ef_pct", "RV ejection fraction (EF)", 1),
 )
-_STRUCTURES = (("rv", "RV cavity"), ("myo", "LV myocardium"), ("lv", "LV cavity"))
 _INPUT_KINDS = {
     "kspace_undersampled": "undersampled k-space",
     "kspace_fully_sampled": "fully sampled k-space",
@@ -255,7 +255,8 @@ def _overlap_table(truth: Mapping) -> str:
     dice, hd = truth.get("dice") or {}, truth.get("hd95_mm") or {}
     head = ["Structure", "Dice ED", "Dice ES"] + (["HD95 ED (mm)", "HD95 ES (mm)"] if hd else [])
     rows = []
-    for key, label in _STRUCTURES:
+    for key, value in STRUCTURES.items():
+        label = DESCRIPTIONS[value]
         cells = [f"<td>{_esc(label)}</td>"]
         for phase in ("ed", "es"):
             d = _fmt((dice.get(phase) or {}).get(key), 3, f"['ground_truth']['dice'][{phase!r}][{key!r}]")

@@ -7,8 +7,9 @@ import re
 from pathlib import Path
 
 from cinemri.case import Case
-from cinemri.clinical import LV, compute_indices, detect_ed_es, volume_curves_ml
+from cinemri.clinical import compute_indices, detect_ed_es, volume_curves_ml
 from cinemri.files import check_output_dir
+from cinemri.labels import LV
 from cinemri.report._display import check_case, labelled_frames
 from cinemri.report.animation import cine_gif
 from cinemri.report.figures import slice_montage, volume_curves_figure

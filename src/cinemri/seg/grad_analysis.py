@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-CLASS_NAMES = ("bg", "rv", "myo", "lv")
+from cinemri.labels import CLASS_NAMES
 
 
 def logit_gradient(loss_fn: Callable[[Tensor, Tensor], Tensor], logits: Tensor, labels: Tensor) -> Tensor:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from cinemri.clinical import LV, MYO, RV
+from cinemri.labels import LV, MYO, RV
 
 _IN_PLANE = np.zeros((3, 3, 3), bool)
 _IN_PLANE[1] = ndimage.generate_binary_structure(2, 1)  # grow within each slice, never across slices
