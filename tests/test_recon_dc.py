@@ -1,11 +1,14 @@
 """Data consistency layers of cinemri.recon.dc."""
 
+import ast
+import inspect
 import math
 
 import pytest
 import torch
 
-from cinemri.physics import fft2c, sense_forward
+from cinemri.physics import fft2c, sense_adjoint, sense_forward
+from cinemri.recon import dc as dc_module
 from cinemri.recon import DataConsistency, hard_dc, soft_dc
 
 B, T, H, W = 2, 3, 7, 10
@@ -98,3 +101,34 @@ def test_dc_rejects_bad_arguments():
         soft_dc(estimate, kspace, mask, maps, -1.0)
     with pytest.raises(ValueError, match="kspace"):
         hard_dc(estimate, kspace[:, 0], mask, maps)
+
+
+def test_dc_is_the_sense_operator_of_physics():
+    """x_dc = A^H (M (w y + (1 - w) A x) + (1 - M) A x) with A = physics.sense_forward and
+    A^H = physics.sense_adjoint (their own mask argument for M), on general (non-orthonormal)
+    maps and odd sizes; w = 1 hard, lam / (1 + lam) soft, h + (1 - h) lam / (1 + lam) with hardness."""
+    b, c, t, h, w = 2, 3, 3, 9, 11
+    maps = _complex(b, c, h, w, seed=4)
+    g = torch.Generator().manual_seed(5)
+    mask = torch.rand(b, 1, t, 1, w, generator=g) < 0.4  # (B, 1, T, 1, W) bool
+    estimate = _complex(b, t, h, w, seed=6)
+    kspace = sense_forward(_complex(b, t, h, w, seed=7), maps, mask)  # (B, C, T, H, W)
+
+    def expected(weight: float) -> torch.Tensor:
+        k = sense_forward(estimate, maps)  # (B, C, T, H, W)
+        return sense_adjoint(weight * kspace + (1 - weight) * k, maps, mask) + sense_adjoint(k, maps, ~mask)
+
+    torch.testing.assert_close(hard_dc(estimate, kspace, mask, maps), expected(1.0), rtol=0, atol=1e-5)
+    torch.testing.assert_close(soft_dc(estimate, kspace, mask, maps, 0.6), expected(0.6 / 1.6), rtol=0, atol=1e-5)
+    soft = DataConsistency(mode="soft", init_lambda=0.6)
+    with torch.no_grad():
+        out = soft(estimate, kspace, mask, maps, hardness=0.5)
+    torch.testing.assert_close(out, expected(0.5 + 0.5 * 0.6 / 1.6), rtol=0, atol=1e-5)
+
+
+def test_dc_module_calls_no_fft_of_its_own():
+    tree = ast.parse(inspect.getsource(dc_module))
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    names |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    names |= {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
+    assert {"sense_forward", "sense_adjoint"} <= names and not [n for n in names if "fft" in n.lower()]

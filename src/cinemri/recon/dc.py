@@ -1,11 +1,13 @@
 """Data consistency: pull a network's image estimate back towards the measured k-space.
 
-Both layers work on the complex image through the SENSE operator of :mod:`cinemri.physics`:
+Both layers work on the complex image through the SENSE operator of :mod:`cinemri.physics`
+(:func:`~cinemri.physics.sense_forward` A = F S without a mask, and its adjoint
+:func:`~cinemri.physics.sense_adjoint` A^H = S^H F^H); they never call an FFT themselves:
 
-    k    = F S x                                  full coil k-space of the estimate
+    k    = A x = F S x                            full coil k-space of the estimate
     hard: k_dc = (1 - m) k + m y                  sampled entries replaced by the measurement
     soft: k_dc = (1 - m) k + m (k + lam y) / (1 + lam),   lam >= 0 (lam -> inf gives hard)
-    x_dc = S^H F^H k_dc
+    x_dc = A^H k_dc = S^H F^H k_dc
 
 m is the sampling mask and y the measured k-space (zero where not sampled). For single coil
 (C = 1, maps of ones) hard DC is the exact projection onto {x : M F x = y}. For several coils
@@ -25,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cinemri.physics import fft2c, ifft2c
+from cinemri.physics import sense_adjoint, sense_forward
 
 DC_MODES = ("hard", "soft")
 
@@ -39,21 +41,22 @@ def _check(image: Tensor, kspace: Tensor, mask: Tensor, maps: Tensor) -> None:
 
 
 def _mix(image: Tensor, kspace: Tensor, mask: Tensor, maps: Tensor, weight: Tensor | None) -> Tensor:
-    """S^H F^H [(1 - m) k + m ((1 - w) k + w y)] with k = F S x; w = 1 (hard) or lam / (1 + lam)."""
+    """A^H [(1 - m) k + m ((1 - w) k + w y)] with k = A x (A: the SENSE operator without a mask);
+    w = 1 (hard) or lam / (1 + lam)."""
     with torch.autocast(device_type=image.device.type, enabled=False):
         wide = torch.complex128 in (image.dtype, kspace.dtype, maps.dtype)
         dtype = torch.complex128 if wide else torch.complex64
         image = image.to(dtype)
         kspace = kspace.to(dtype)
         maps = maps.to(dtype)
-        coil_k = fft2c(maps.unsqueeze(2) * image.unsqueeze(1))  # (B, C, T, H, W)
+        coil_k = sense_forward(image, maps)  # (B, C, T, H, W), every location
         sampled = mask.to(torch.bool)  # (B, 1, T, 1, W)
         if weight is None:
             target = kspace  # hard: replace
         else:
             target = coil_k + weight * (kspace - coil_k)  # (k + lam y) / (1 + lam)
         coil_k = torch.where(sampled, target, coil_k)  # (B, C, T, H, W)
-        return (maps.conj().unsqueeze(2) * ifft2c(coil_k)).sum(dim=1)  # (B, T, H, W)
+        return sense_adjoint(coil_k, maps)  # (B, T, H, W)
 
 
 def hard_dc(image: Tensor, kspace: Tensor, mask: Tensor, maps: Tensor) -> Tensor:
