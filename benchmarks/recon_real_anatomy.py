@@ -6,7 +6,8 @@
 
 Simulation: every slice of ``patient090_4d.nii.gz`` (12 frames, magnitude) becomes
 single-coil k-space ``fft2c(|image|)`` (a complex image with zero phase; coil map of ones),
-undersampled by ``cartesian_mask(T, W, 5, 8, "vd_random", seed=slice index)`` along W
+undersampled by ``cartesian_mask(T, W, 5, 8, "vd_random", seed=slice index)`` (the defaults of
+``cinemri.masks.MaskOptions``) along W
 (the NIfTI's second in-plane axis, 224 lines). No noise is added beyond what the magnitude
 images hold.
 
@@ -39,7 +40,7 @@ import torch
 import bart
 from cinemri.files import write_json
 from cinemri.io import read_acdc
-from cinemri.masks import cartesian_mask
+from cinemri.masks import MaskOptions, cartesian_mask
 from cinemri.metrics import psnr, ssim
 from cinemri.physics import fft2c, sense_adjoint
 from cinemri.recon import cs_tv, zero_filled
@@ -48,7 +49,6 @@ from recon_speed import machine_info
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "acdc" / "training" / "patient090"
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "recon_real_anatomy.json"
-CENTER_LINES = 8
 LAMBDA_S = 0.0005  # spatial-TV weight of the "+spatial" variant (cs_tv's docstring value)
 
 
@@ -60,7 +60,8 @@ def slice_problem(magnitude: np.ndarray, acceleration: float, seed: int) -> tupl
     """
     t, h, w = magnitude.shape
     image = torch.from_numpy(np.ascontiguousarray(magnitude)).to(torch.complex64)  # (T, H, W)
-    mask = cartesian_mask(t, w, acceleration, CENTER_LINES, "vd_random", seed)[None, None, :, None, :]
+    masks = MaskOptions(acceleration=acceleration)  # the project's default pattern and centre
+    mask = cartesian_mask(t, w, acceleration, masks.center_lines, masks.pattern, seed)[None, None, :, None, :]
     kspace = fft2c(image)[None, None] * mask  # (1, 1, T, H, W)
     maps = torch.ones(1, 1, h, w, dtype=torch.complex64)
     return kspace, mask, maps
@@ -106,7 +107,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                      epilog="See the module docstring for the exact protocol.")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"ACDC patient folder (default {DEFAULT_DATA})")
     parser.add_argument("--slices", type=int, nargs="+", help="slice indices (default: all)")
-    parser.add_argument("--acceleration", type=float, default=5.0)
+    parser.add_argument("--acceleration", type=float, default=MaskOptions.acceleration)
     parser.add_argument("--lambda-s", type=float, default=LAMBDA_S, help="spatial TV of the cs_tv+spatial row")
     parser.add_argument("--threads", type=int, default=2, help="torch and BART threads (default 2)")
     parser.add_argument("--checkpoint", type=Path, help="also run the trained cascade of this checkpoint")
@@ -173,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
         "benchmark": "recon_real_anatomy", "command": " ".join([Path(sys.executable).name] + sys.argv),
         "machine": info,
         "setup": {"data": str(args.data), "shape_STHW": list(volume.shape), "slices": slices,
-                  "acceleration": args.acceleration, "mask": f"cartesian_mask(T, W, R, {CENTER_LINES}, 'vd_random', "
+                  "acceleration": args.acceleration, "mask": f"cartesian_mask(T, W, R, {MaskOptions.center_lines}, {MaskOptions.pattern!r}, "
                   "seed=slice index)", "coils": "single coil, maps of ones, k-space = fft2c(|image|)",
                   "metrics": "magnitude; data range = max of the reference over the whole volume "
                   f"({data_range:g}); all frames; no crop; mean over slices",

@@ -103,14 +103,15 @@ def make_slice(seed: int, acceleration: float, path: Path) -> dict:
     """Write the benchmark slice (kspace, mask, maps, target; see the module doc) to ``path``."""
     import torch
 
-    from cinemri.masks import cartesian_mask
+    from cinemri.masks import MaskOptions, cartesian_mask
     from cinemri.phantom import generate_case, simulate_kspace
     from cinemri.physics import sense_adjoint
 
+    masks = MaskOptions(acceleration=acceleration)  # the project's default pattern and centre
     case = generate_case(seed, slices=3)  # default 16 frames, 128 x 128, 8 coils
     s = case.num_slices // 2
     t, w = case.num_frames, case.image.shape[-1]
-    mask = cartesian_mask(t, w, acceleration, 8, "vd_random", seed)  # (T, W)
+    mask = cartesian_mask(t, w, acceleration, masks.center_lines, masks.pattern, seed)  # (T, W)
     kspace = torch.from_numpy(simulate_kspace(case, seed, mask.numpy())[s:s + 1])  # (1, C, T, H, W)
     maps = torch.from_numpy(case.coil_maps[s:s + 1])  # (1, C, H, W)
     mask = mask[None, None, :, None, :]  # (1, 1, T, 1, W)
@@ -119,7 +120,7 @@ def make_slice(seed: int, acceleration: float, path: Path) -> dict:
     target = torch.from_numpy(case.image[s:s + 1]) / p99  # (1, T, H, W)
     torch.save({"kspace": kspace, "mask": mask, "maps": maps, "target": target}, path)
     return {"phantom_seed": seed, "slice": s, "shape_CTHW": list(kspace.shape[1:]), "acceleration": acceleration,
-            "pattern": "vd_random", "center_lines": 8}
+            "pattern": masks.pattern, "center_lines": masks.center_lines}
 
 
 def worker(job: dict) -> dict:
@@ -326,9 +327,11 @@ def markdown(rows: list[dict]) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from cinemri.masks import MaskOptions
+
     parser = timing_parser(__doc__, ".venv/bin/python benchmarks/recon_speed.py --quick", train_repeats=2)
     parser.add_argument("--seed", type=int, default=0, help="phantom case and mask seed (default 0)")
-    parser.add_argument("--acceleration", type=float, default=5.0)
+    parser.add_argument("--acceleration", type=float, default=MaskOptions.acceleration)
     parser.add_argument("--quick", action="store_true", help="main cascade + CS + BART, 1 repeat each")
     parser.add_argument("--checkpoint", type=Path, help="also time the trained cascade of this checkpoint")
     parser.add_argument("--no-bart", action="store_true", help="skip BART even when it is installed")

@@ -212,3 +212,58 @@ def test_phantom_writes_cmrxrecon_cines_that_read_back_to_the_simulated_kspace(t
     capsys.readouterr()
     assert main(["info", str(mat)]) == 0
     assert "cmrxrecon" in capsys.readouterr().out.lower()
+
+
+def test_mask_and_cs_defaults_come_from_their_options_dataclasses():
+    """acceleration, pattern and centre lines live in MaskOptions, the CS settings in CSOptions;
+    every flag, help text and options class that has them shows the same values."""
+    import argparse
+    import inspect
+    import re
+
+    from cinemri.analysis import AnalyzeOptions
+    from cinemri.analysis.reconstruct import reconstruct_case
+    from cinemri.analysis.study import StudyOptions
+    from cinemri.cli import study_command
+    from cinemri.cli.options import collect_dataclass_flags
+    from cinemri.data import ReconOptions
+    from cinemri.experiments import AblationSection, EvalOptions, ReconDataSection
+    from cinemri.masks import MaskOptions, cartesian_mask
+    from cinemri.recon import CSOptions, cs_tv
+
+    masks, cs = MaskOptions(), CSOptions()
+    expected = {"acceleration": masks.acceleration, "pattern": masks.pattern, "center_lines": masks.center_lines,
+                "cs_iters": cs.num_iters, "cs_lambda_t": cs.lambda_t, "cs_lambda_s": cs.lambda_s}
+    seen = set()
+    for command, parser in _parsers():
+        for action in parser._actions:
+            if action.dest not in expected or isinstance(action, argparse._SubParsersAction):
+                continue
+            seen.add(action.dest)
+            text = parser._get_formatter()._get_help_string(action) % {"default": action.default}
+            shown = re.search(r"\(default: ([^()]*)\)", re.sub(r"\s+", " ", text))
+            if action.default is not None:  # a default of the parser itself
+                assert action.default == expected[action.dest], (command, action.dest)
+            if shown and not shown.group(1).startswith("the "):  # "(default: the checkpoint's ...)" is not a value
+                assert float(shown.group(1)) == expected[action.dest] if action.type in (int, float) \
+                    else shown.group(1) == expected[action.dest], (command, action.dest, shown.group(1))
+    assert seen == set(expected)
+
+    parser = build_parser()
+    assert parser.parse_args(["demo"]).acceleration == masks.acceleration
+    args = parser.parse_args(["recon", "eval", "--checkpoint", "best.pt", "--data", "cases"])
+    options = EvalOptions(**collect_dataclass_flags(args, EvalOptions))
+    assert (options.cs_lambda_t, options.cs_lambda_s, options.cs_iters) == (cs.lambda_t, cs.lambda_s, cs.num_iters)
+    study = study_command.options_from_args(parser.parse_args(["study", "acceleration", "--data", "d", "--out", "o"]))
+    assert (study.pattern, study.center_lines, study.cs_iters) == (masks.pattern, masks.center_lines, cs.num_iters)
+    assert study == StudyOptions()
+    for section in (ReconOptions(), ReconDataSection()):
+        assert (section.acceleration, section.pattern, section.center_lines) == \
+            (masks.acceleration, masks.pattern, masks.center_lines)
+    assert AnalyzeOptions().cs_iters == AblationSection().cs_iters == cs.num_iters
+    signature = inspect.signature(cartesian_mask).parameters
+    assert (signature["pattern"].default, signature["center_lines"].default) == (masks.pattern, masks.center_lines)
+    signature = inspect.signature(cs_tv).parameters
+    assert tuple(signature[n].default for n in ("lambda_t", "lambda_s", "num_iters")) == \
+        (cs.lambda_t, cs.lambda_s, cs.num_iters)
+    assert inspect.signature(reconstruct_case).parameters["cs_iters"].default == cs.num_iters

@@ -169,3 +169,14 @@ def test_achieved_acceleration_of_real_cmrxrecon_mask():
     assert achieved_acceleration(mask) == pytest.approx(246 / 45)
     ours = cartesian_mask(1, 246, 8, center_lines=16, pattern="equispaced")
     assert int(ours.sum()) == 31  # what "8x" means here: round(246 / 8)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(acceleration=0.5), "acceleration"), (dict(acceleration=float("inf")), "acceleration"),
+    (dict(acceleration=True), "acceleration"), (dict(pattern="spiral"), "pattern"),
+    (dict(center_lines=-1), "center_lines"), (dict(center_lines=8.0), "center_lines")])
+def test_mask_options_refuse_bad_settings_by_name(kwargs, match):
+    from cinemri.masks import MaskOptions
+
+    with pytest.raises(ValueError, match=match):
+        MaskOptions(**kwargs)

@@ -135,3 +135,12 @@ def test_cs_rejects_bad_arguments(problem):
         cs_tv(kspace, mask, maps, num_iters=0)
     with pytest.raises(ValueError, match="kspace"):
         cs_tv(kspace[:, 0], mask, maps)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(lambda_t=-1.0), "lambda"), (dict(lambda_s=float("nan")), "lambda"), (dict(num_iters=0), "num_iters")])
+def test_cs_options_refuse_bad_settings_by_name(kwargs, match):
+    from cinemri.recon import CSOptions
+
+    with pytest.raises(ValueError, match=match):
+        CSOptions(**kwargs)

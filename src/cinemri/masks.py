@@ -23,6 +23,7 @@ centre on top of every R-th line and so sample more than W / R lines; ours do no
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from numbers import Integral, Real
 
 import torch
@@ -34,6 +35,49 @@ PATTERNS = ("vd_random", "equispaced")
 # uniform floor as a multiple of 1 / acceleration (relative to the Gaussian's peak of 1).
 _VD_SIGMA_FRACTION = 0.1
 _VD_FLOOR_PER_INVERSE_R = 0.5
+
+
+@dataclass(frozen=True)
+class MaskOptions:
+    """The undersampling cinemri draws unless told otherwise; every mask default lives here.
+
+    The reconstruction datasets (:class:`cinemri.data.ReconOptions`), the reconstruction
+    config's ``data`` section, the acceleration study, ``cinemri demo``, the benchmarks and
+    :func:`cartesian_mask` read their defaults from this class.
+
+    acceleration: R >= 1; 5, the rate the project's models and benchmarks are built for.
+    pattern: one of :data:`PATTERNS`; ``"vd_random"``, the pattern of the dynamic-cascade papers.
+    center_lines: central lines sampled in every frame (see :func:`center_slice`). 8 is a
+        calibration/low-frequency block that still leaves room for random lines at 10x on
+        the smaller grids of the field (W = 96..128 gives 10-13 lines per frame at R = 10);
+        use 24 to mimic CMRxRecon's calibration region on its W ~ 246 grids.
+
+    Raises:
+        ValueError: naming the field, for an acceleration that is not a finite number >= 1,
+            an unknown pattern, or center_lines that is not an int >= 0.
+    """
+
+    acceleration: float = 5.0
+    pattern: str = "vd_random"
+    center_lines: int = 8
+
+    def __post_init__(self) -> None:
+        _check_mask_settings(self.acceleration, self.center_lines, self.pattern)
+
+
+def _check_mask_settings(acceleration: object, center_lines: object, pattern: object) -> None:
+    """ValueError naming the argument unless acceleration is a finite number >= 1, center_lines
+    an int >= 0 and pattern one of PATTERNS (the grid-dependent checks are cartesian_mask's)."""
+    if isinstance(acceleration, bool) or not isinstance(acceleration, Real):
+        raise ValueError(f"acceleration must be a number >= 1, got {acceleration!r}")
+    if not math.isfinite(acceleration) or acceleration < 1:
+        raise ValueError(f"acceleration must be a finite number >= 1, got {acceleration!r}")
+    if isinstance(center_lines, bool) or not isinstance(center_lines, Integral):
+        raise ValueError(f"center_lines must be an int, got {center_lines!r}")
+    if center_lines < 0:
+        raise ValueError(f"center_lines must be >= 0, got {center_lines!r}")
+    if pattern not in PATTERNS:
+        raise ValueError(f"pattern must be one of {PATTERNS}, got {pattern!r}")
 
 
 def center_slice(num_lines: int, center_lines: int) -> slice:
@@ -65,8 +109,8 @@ def cartesian_mask(
     num_frames: int,
     num_lines: int,
     acceleration: float,
-    center_lines: int = 8,
-    pattern: str = "vd_random",
+    center_lines: int = MaskOptions.center_lines,
+    pattern: str = MaskOptions.pattern,
     seed: int = 0,
 ) -> Tensor:
     """Cartesian k-t sampling mask with an exact acceleration and a fully sampled centre.
@@ -76,13 +120,10 @@ def cartesian_mask(
         num_lines: W, phase-encode lines (> 0).
         acceleration: R >= 1; every frame samples ``round(W / R)`` lines, the centre
             included. R = 1 gives a fully sampled mask.
-        center_lines: central lines sampled in every frame (see :func:`center_slice`).
-            The default 8 is a calibration/low-frequency block that still leaves room for
-            random lines at 10x on the smaller grids of the field (W = 96..128 gives 10-13
-            lines per frame at R = 10); use 24 to mimic CMRxRecon's calibration region
-            on its W ~ 246 grids.
-        pattern: ``"vd_random"`` (default, the pattern of the dynamic-cascade papers) or
-            ``"equispaced"`` (see the module docstring).
+        center_lines: central lines sampled in every frame (see :func:`center_slice`);
+            default :attr:`MaskOptions.center_lines` (why that many: see there).
+        pattern: ``"vd_random"`` or ``"equispaced"`` (see the module docstring); default
+            :attr:`MaskOptions.pattern`.
         seed: seeds a local ``torch.Generator``; the same arguments give the same mask.
             For ``"equispaced"`` it picks the lattice shift of the first frame.
 
@@ -97,14 +138,7 @@ def cartesian_mask(
     """
     _check_positive_int("num_frames", num_frames)
     _check_positive_int("num_lines", num_lines)
-    if isinstance(acceleration, bool) or not isinstance(acceleration, Real):
-        raise ValueError(f"acceleration must be a number >= 1, got {acceleration!r}")
-    if not math.isfinite(acceleration) or acceleration < 1:
-        raise ValueError(f"acceleration must be a finite number >= 1, got {acceleration!r}")
-    if isinstance(center_lines, bool) or not isinstance(center_lines, Integral):
-        raise ValueError(f"center_lines must be an int, got {center_lines!r}")
-    if pattern not in PATTERNS:
-        raise ValueError(f"pattern must be one of {PATTERNS}, got {pattern!r}")
+    _check_mask_settings(acceleration, center_lines, pattern)
     if isinstance(seed, bool) or not isinstance(seed, Integral):
         raise ValueError(f"seed must be an int, got {seed!r}")
     num_frames, num_lines = int(num_frames), int(num_lines)

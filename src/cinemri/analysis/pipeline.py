@@ -38,6 +38,7 @@ from cinemri.files import StagedOutputDir, check_output_dir, json_safe, write_js
 from cinemri.labels import LV, MYO, STRUCTURES
 from cinemri.metrics import nmse, psnr, segmentation_scores, ssim
 from cinemri.plausibility import check_confidence, check_enclosure, check_indices, check_myocardium
+from cinemri.recon import CSOptions
 from cinemri.report.html import SCHEMA_ID as SCHEMA
 
 FLOAT_KEYS = ("lv_edv_ml", "lv_esv_ml", "lv_sv_ml", "lv_ef_pct", "rv_edv_ml", "rv_esv_ml", "rv_sv_ml",
@@ -62,7 +63,7 @@ class AnalyzeOptions:
     undersample: bool = True
     seed: int = 0
     pattern: str | None = None
-    cs_iters: int = 50
+    cs_iters: int = CSOptions.num_iters
     flip_tta: bool | None = None
     postprocess: bool | None = None
     largest_component: bool | None = None

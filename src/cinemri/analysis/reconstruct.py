@@ -34,6 +34,7 @@ from cinemri.experiments.recon import LoadedReconstructor, ReconDataSection
 from cinemri.experiments.recon_eval import (acquisition_options, inference_samples, is_undersampled,
                                             reconstruct_samples)
 from cinemri.masks import achieved_acceleration
+from cinemri.recon import CSOptions
 
 METHODS = ("model", "cs", "zero_filled")
 Method = Literal["model", "cs", "zero_filled"]
@@ -68,7 +69,8 @@ def _has_kspace_or_maps(case: Case) -> bool:
 
 def reconstruct_case(case: Case, method: Method = "model", *, recon: LoadedReconstructor | None = None,
                      acceleration: float | None = None, undersample: bool = True, seed: int = 0,
-                     pattern: str | None = None, center_lines: int | None = None, cs_iters: int = 50,
+                     pattern: str | None = None, center_lines: int | None = None,
+                     cs_iters: int = CSOptions.num_iters,
                      progress: Callable[[str], None] | None = None) -> Reconstruction:
     """The cine images of ``case`` (see the module docstring).
 

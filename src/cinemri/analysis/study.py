@@ -41,13 +41,14 @@ from cinemri.analysis.reconstruct import METHODS, is_undersampled, reconstruct_c
 from cinemri.analysis.weights import resolve_checkpoint
 from cinemri.case import Case
 from cinemri.clinical import INDEX_KEYS
-from cinemri.data import ReconOptions
-from cinemri.experiments.recon import ReconDataSection, load_reconstructor, split_cases
+from cinemri.experiments.recon import load_reconstructor, split_cases
 from cinemri.experiments.seg_infer import load_segmenter
 from cinemri.files import atomic_write, check_output_dir, write_json
 from cinemri.io import read_case
 from cinemri.labels import STRUCTURES
+from cinemri.masks import MaskOptions
 from cinemri.metrics.aggregate import summarize
+from cinemri.recon import CSOptions
 
 SCHEMA = "cinemri.study.acceleration/1"
 FULLY_SAMPLED = "fully_sampled"
@@ -95,10 +96,10 @@ class StudyOptions:
     split: str = "test"
     max_cases: int | None = None
     slices: int | None = None
-    cs_iters: int = 50
+    cs_iters: int = CSOptions.num_iters
     seed: int = 0
-    pattern: str = ReconDataSection.pattern
-    center_lines: int = ReconDataSection.center_lines
+    pattern: str = MaskOptions.pattern
+    center_lines: int = MaskOptions.center_lines
 
     def __post_init__(self) -> None:
         try:
@@ -118,8 +119,7 @@ class StudyOptions:
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}{' or None' if name != 'cs_iters' else ''}, "
                                  f"got {value!r}")
-        ReconOptions(acceleration=accelerations[0], pattern=self.pattern,
-                     center_lines=self.center_lines)  # validates the mask settings now, not per case
+        MaskOptions(accelerations[0], self.pattern, self.center_lines)  # validates the mask settings now, not per case
         object.__setattr__(self, "accelerations", accelerations)
         object.__setattr__(self, "methods", methods)
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 
 def register(subparsers, formatter) -> None:
+    from cinemri.masks import MaskOptions
+
     p = subparsers.add_parser(
         "demo", formatter_class=formatter,
         help="phantom cases -> 5x k-space -> cascade -> segmentation -> EF, with report.html",
@@ -21,7 +23,7 @@ def register(subparsers, formatter) -> None:
     p.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder")
     p.add_argument("--cases", type=int, default=6, help="phantom cases to generate")
     p.add_argument("--seed", type=int, default=0, help="seed of the phantom cases and the undersampling masks")
-    p.add_argument("--acceleration", type=float, default=5.0,
+    p.add_argument("--acceleration", type=float, default=MaskOptions.acceleration,
                    help="undersampling factor R of the k-space the cascade reconstructs")
     p.set_defaults(run=_run_demo)
 

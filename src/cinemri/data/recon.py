@@ -39,7 +39,7 @@ from cinemri.data.cases import CaseSource, center_crop_or_pad, stable_seed
 from cinemri.data.simulate import (AugmentOptions, SimulationOptions, apply_spatial, apply_temporal,
                                    draw_augmentation, simulate_acquisition)
 from cinemri.data.strips import image_strip, readout_strip
-from cinemri.masks import PATTERNS, cartesian_mask
+from cinemri.masks import MaskOptions, cartesian_mask
 from cinemri.physics import estimate_coil_maps, fft2c, ifft2c, sense_adjoint, sense_forward
 
 MASK_MODES = ("fixed", "per_epoch")
@@ -49,9 +49,9 @@ MASK_MODES = ("fixed", "per_epoch")
 class ReconOptions:
     """Options of :class:`ReconDataset`; every default lives here."""
 
-    acceleration: float = 5.0
-    pattern: str = "vd_random"  # one of cinemri.masks.PATTERNS
-    center_lines: int = 8
+    acceleration: float = MaskOptions.acceleration
+    pattern: str = MaskOptions.pattern  # one of cinemri.masks.PATTERNS
+    center_lines: int = MaskOptions.center_lines
     mask_mode: str = "fixed"  # "fixed": seed from case + slice; "per_epoch": also from the epoch
     seed: int = 0  # mixed into every noise and mask seed
     single_coil: bool = False
@@ -64,10 +64,7 @@ class ReconOptions:
     strip_rows: int | None = None  # readout strip height, None = the whole image
 
     def __post_init__(self) -> None:
-        if not self.acceleration >= 1:
-            raise ValueError(f"acceleration must be >= 1, got {self.acceleration}")
-        if self.pattern not in PATTERNS:
-            raise ValueError(f"pattern must be one of {PATTERNS}, got {self.pattern!r}")
+        MaskOptions(self.acceleration, self.pattern, self.center_lines)  # validates the mask settings
         if self.mask_mode not in MASK_MODES:
             raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {self.mask_mode!r}")
         if self.crop is not None and (len(self.crop) != 2 or min(self.crop) < 1):

@@ -29,8 +29,9 @@ from torch.utils.data import Dataset
 from cinemri.data import ReconBatch, ReconDataset, ReconOptions, collate_recon
 from cinemri.data.simulate import AugmentOptions, SimulationOptions
 from cinemri.io import detect_format
+from cinemri.masks import MaskOptions
 from cinemri.metrics import nmse_batch, psnr_batch, ssim_batch
-from cinemri.recon import build_reconstructor
+from cinemri.recon import CSOptions, build_reconstructor
 from cinemri.recon.losses import parse_loss, recon_loss
 from cinemri.train import FitResult, build, fit, load_checkpoint, load_config, load_model_state, make_experiment
 
@@ -114,9 +115,9 @@ class ReconDataSection:
     train: list[str] = field(default_factory=list)
     val_names: list[str] = field(default_factory=list)
     exclude_names: list[str] = field(default_factory=list)
-    acceleration: float = 5.0
-    pattern: str = "vd_random"
-    center_lines: int = 8
+    acceleration: float = MaskOptions.acceleration
+    pattern: str = MaskOptions.pattern
+    center_lines: int = MaskOptions.center_lines
     single_coil: bool = False
     crop: tuple[int, int] | None = None
     train_mask_mode: Literal["per_epoch", "fixed"] = "per_epoch"
@@ -135,8 +136,8 @@ class ReconDataSection:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"data.{name} must be >= 1 or null, got {value}")
-        ReconOptions(acceleration=self.acceleration, pattern=self.pattern, crop=self.crop,
-                     strip_rows=self.strip_rows, cache_cases=self.cache_cases)  # validates
+        ReconOptions(acceleration=self.acceleration, pattern=self.pattern, center_lines=self.center_lines,
+                     crop=self.crop, strip_rows=self.strip_rows, cache_cases=self.cache_cases)  # validates
 
     def options(self, mask_mode: str = "fixed", acceleration: float | None = None,
                 train: bool = False) -> ReconOptions:
@@ -175,7 +176,7 @@ class AblationSection:
     variants: dict[str, list[str]] = field(default_factory=dict)
     eval_split: str = "test"
     max_eval_cases: int | None = None
-    cs_iters: int = 50
+    cs_iters: int = CSOptions.num_iters
 
 
 @dataclass

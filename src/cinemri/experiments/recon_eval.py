@@ -29,7 +29,7 @@ from cinemri.files import check_output_dir, check_output_file, write_json
 from cinemri.io import read_any, read_cmrxrecon, write_case
 from cinemri.metrics import MetricTable, nmse, psnr, ssim
 from cinemri.physics import estimate_coil_maps, sense_adjoint
-from cinemri.recon import cs_tv, zero_filled
+from cinemri.recon import CSOptions, cs_tv, zero_filled
 from cinemri.report.recon_figures import recon_comparison_figure, recon_comparison_gif
 
 METRICS = ("psnr", "ssim", "nmse")
@@ -42,7 +42,7 @@ class EvalOptions:
     acceleration: None uses the checkpoint's ``data.acceleration``. max_cases /
     max_slices_per_case: first cases of the split, central slices of each case.
     cs_lambda_t / cs_lambda_s / cs_iters: :func:`cinemri.recon.cs_tv` settings (lambdas
-    relative to max |zero-filled|; the defaults are cs_tv's documented ones).
+    relative to max |zero-filled|; defaults from :class:`cinemri.recon.CSOptions`).
     """
 
     split: str = "test"
@@ -50,9 +50,9 @@ class EvalOptions:
     max_cases: int | None = None
     max_slices_per_case: int | None = None
     cs: bool = True
-    cs_lambda_t: float = 0.003
-    cs_lambda_s: float = 0.0
-    cs_iters: int = 50
+    cs_lambda_t: float = CSOptions.lambda_t
+    cs_lambda_s: float = CSOptions.lambda_s
+    cs_iters: int = CSOptions.num_iters
     figures: bool = True
 
     def __post_init__(self) -> None:
@@ -62,6 +62,7 @@ class EvalOptions:
                 raise ValueError(f"{name} must be >= 1 or None, got {value}")
         if self.cs_iters < 1:
             raise ValueError(f"cs_iters must be >= 1, got {self.cs_iters}")
+        CSOptions(self.cs_lambda_t, self.cs_lambda_s, self.cs_iters)  # validates the lambdas too
 
 
 def resolve_data(data: str | os.PathLike | Sequence[str | os.PathLike], split: str,

@@ -5,7 +5,7 @@ mask (B, 1, T, 1, W) bool, image (B, T, H, W) complex64; networks see (B, 2, T, 
 through :mod:`cinemri.recon.channels` only.
 """
 
-from cinemri.recon.baselines import cs_tv, tv_objective, view_sharing, zero_filled
+from cinemri.recon.baselines import CSOptions, cs_tv, tv_objective, view_sharing, zero_filled
 from cinemri.recon.cascade import INITS, Cascade
 from cinemri.recon.cbam import CBAM
 from cinemri.recon.channels import channels_to_complex, complex_to_channels
@@ -20,6 +20,7 @@ __all__ = [
     "BASELINES",
     "CBAM",
     "CRNN",
+    "CSOptions",
     "Cascade",
     "DENOISERS",
     "DataConsistency",

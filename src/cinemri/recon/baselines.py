@@ -27,6 +27,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -103,16 +104,40 @@ def _project(q: Tensor, radius: float, dim: int | None = None) -> Tensor:
     return q / torch.clamp(magnitude / radius, min=1.0)
 
 
+@dataclass(frozen=True)
+class CSOptions:
+    """Settings of :func:`cs_tv`; every CS default of cinemri lives here (``recon eval``,
+    ``analyze``, the study and the recon ablation read theirs from this class).
+
+    lambda_t, lambda_s: temporal and spatial TV weights relative to max |zero-filled| (see
+    the module docstring for what the defaults reach); num_iters: fixed number of iterations.
+
+    Raises:
+        ValueError: negative or non-finite lambdas, or num_iters < 1.
+    """
+
+    lambda_t: float = 0.003
+    lambda_s: float = 0.0
+    num_iters: int = 50
+
+    def __post_init__(self) -> None:
+        _check_settings(self.lambda_t, self.lambda_s, self.num_iters)
+
+
+def _check_settings(lambda_t: float, lambda_s: float, num_iters: int) -> None:
+    if not (lambda_t >= 0 and lambda_s >= 0 and math.isfinite(lambda_t + lambda_s)):
+        raise ValueError(f"lambda_t and lambda_s must be finite and >= 0, got {lambda_t}, {lambda_s}")
+    if num_iters < 1:
+        raise ValueError(f"num_iters must be >= 1, got {num_iters}")
+
+
 def _check(kspace: Tensor, mask: Tensor, maps: Tensor, lambda_t: float, lambda_s: float, num_iters: int) -> None:
     if kspace.ndim != 5 or maps.ndim != 4 or mask.ndim != 5:
         raise ValueError(
             "expected kspace (B, C, T, H, W), mask (B, 1, T, 1, W), maps (B, C, H, W); got "
             f"{tuple(kspace.shape)}, {tuple(mask.shape)}, {tuple(maps.shape)}"
         )
-    if not (lambda_t >= 0 and lambda_s >= 0 and math.isfinite(lambda_t + lambda_s)):
-        raise ValueError(f"lambda_t and lambda_s must be finite and >= 0, got {lambda_t}, {lambda_s}")
-    if num_iters < 1:
-        raise ValueError(f"num_iters must be >= 1, got {num_iters}")
+    _check_settings(lambda_t, lambda_s, num_iters)
 
 
 def _scale(kspace: Tensor, mask: Tensor, maps: Tensor) -> Tensor:
@@ -162,16 +187,16 @@ def cs_tv(
     mask: Tensor,
     maps: Tensor,
     *,
-    lambda_t: float = 0.003,
-    lambda_s: float = 0.0,
-    num_iters: int = 50,
+    lambda_t: float = CSOptions.lambda_t,
+    lambda_s: float = CSOptions.lambda_s,
+    num_iters: int = CSOptions.num_iters,
 ) -> Tensor:
     """Temporal (+ spatial) TV compressed sensing by Chambolle-Pock primal-dual iterations.
 
     kspace: (B, C, T, H, W) complex64 (zero where not sampled), mask: (B, 1, T, 1, W) bool,
     maps: (B, C, H, W) complex64 with sum_c |S_c|^2 <= 1 (so ||A|| <= 1)
     lambda_t, lambda_s: weights relative to max |zero-filled image| (see the module docstring)
-    num_iters: fixed number of iterations
+    num_iters: fixed number of iterations (defaults: :class:`CSOptions`)
     returns (B, T, H, W) complex64
 
     Raises:
