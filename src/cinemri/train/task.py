@@ -7,7 +7,7 @@ members is a task (structural typing, no base class needed).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Mapping, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -75,8 +75,3 @@ def move_to_device(batch: Any, device: torch.device, non_blocking: bool = False)
     if isinstance(batch, (list, tuple)) and not isinstance(batch, str):
         return type(batch)(move_to_device(v, device, non_blocking) for v in batch)
     return batch
-
-
-def stack_collate(samples: Sequence[Any]) -> Any:
-    """Default collate for tasks that need nothing special (torch's default_collate)."""
-    return torch.utils.data.default_collate(list(samples))
