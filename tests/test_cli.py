@@ -267,3 +267,7 @@ def test_mask_and_cs_defaults_come_from_their_options_dataclasses():
     assert tuple(signature[n].default for n in ("lambda_t", "lambda_s", "num_iters")) == \
         (cs.lambda_t, cs.lambda_s, cs.num_iters)
     assert inspect.signature(reconstruct_case).parameters["cs_iters"].default == cs.num_iters
+    from cinemri.physics import CALIBRATION_LINES, estimate_coil_maps
+
+    assert ReconOptions().calib_lines == CALIBRATION_LINES
+    assert inspect.signature(estimate_coil_maps).parameters["center_lines"].default == CALIBRATION_LINES

@@ -18,6 +18,9 @@ from torch import Tensor
 from cinemri.masks import center_slice
 
 _SPATIAL = (-2, -1)
+# Calibration lines (ky) of coil-map estimation: CMRxRecon's fully sampled centre. The datasets
+# and inference read this default from here.
+CALIBRATION_LINES = 24
 
 
 def fft2c(x: Tensor) -> Tensor:
@@ -115,7 +118,7 @@ def apply_mask(kspace: Tensor, mask: Tensor) -> Tensor:
 
 def estimate_coil_maps(
     kspace: Tensor,
-    center_lines: int = 24,
+    center_lines: int = CALIBRATION_LINES,
     window: int = 5,
     threshold: float = 0.05,
 ) -> Tensor:
@@ -149,8 +152,9 @@ def estimate_coil_maps(
 
     Args:
         kspace: (C, T, H, W) or (B, C, T, H, W) complex64 k-space, zeros where not acquired.
-        center_lines: calibration lines in ky (>= 1 and <= W). 24 is CMRxRecon's
-            fully sampled centre; use at most the centre your mask always samples.
+        center_lines: calibration lines in ky (>= 1 and <= W); default
+            :data:`CALIBRATION_LINES`, CMRxRecon's fully sampled centre. Use at most the
+            centre your mask always samples.
         window: odd side length in pixels of the Walsh neighbourhood (>= 1).
         threshold: relative low-resolution RSS level, in [0, 1), below which a pixel is
             background.

@@ -40,7 +40,7 @@ from cinemri.data.simulate import (AugmentOptions, SimulationOptions, apply_spat
                                    draw_augmentation, simulate_acquisition)
 from cinemri.data.strips import image_strip, readout_strip
 from cinemri.masks import MaskOptions, cartesian_mask
-from cinemri.physics import estimate_coil_maps, fft2c, ifft2c, sense_adjoint, sense_forward
+from cinemri.physics import CALIBRATION_LINES, estimate_coil_maps, fft2c, ifft2c, sense_adjoint, sense_forward
 
 MASK_MODES = ("fixed", "per_epoch")
 
@@ -57,7 +57,7 @@ class ReconOptions:
     single_coil: bool = False
     normalize: bool = True  # zero-filled 99th percentile magnitude -> 1
     crop: tuple[int, int] | None = None  # (H, W) centre crop of the coil images
-    calib_lines: int = 24  # centre lines used to estimate coil maps for k-space cases
+    calib_lines: int = CALIBRATION_LINES  # centre lines used to estimate coil maps for k-space cases
     cache_cases: int = 2  # whole non-.h5 cases kept in memory per worker
     simulation: SimulationOptions = field(default_factory=SimulationOptions)  # magnitude-only cases
     augment: AugmentOptions = field(default_factory=AugmentOptions)  # off unless set (training)

@@ -28,7 +28,7 @@ from cinemri.experiments.recon import (SliceSubset, is_case_path, load_reconstru
 from cinemri.files import check_output_dir, check_output_file, write_json
 from cinemri.io import read_any, read_cmrxrecon, write_case
 from cinemri.metrics import MetricTable, nmse, psnr, ssim
-from cinemri.physics import estimate_coil_maps, sense_adjoint
+from cinemri.physics import CALIBRATION_LINES, estimate_coil_maps, sense_adjoint
 from cinemri.recon import CSOptions, cs_tv, zero_filled
 from cinemri.report.recon_figures import recon_comparison_figure, recon_comparison_gif
 
@@ -349,7 +349,7 @@ def undersampled_samples(case: Case) -> list[ReconSample]:
     return samples
 
 
-def _calib_lines(mask: np.ndarray, most: int = 24) -> int:
+def _calib_lines(mask: np.ndarray, most: int = CALIBRATION_LINES) -> int:
     """Width (<= ``most``, >= 2) of the central ky block acquired in at least one frame; mask (T, W) bool."""
     acquired = np.asarray(mask, dtype=bool).any(axis=0)  # (W,)
     w = acquired.shape[0]
