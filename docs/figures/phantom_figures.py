@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from cinemri.masks import cartesian_mask  # noqa: E402
+from cinemri.masks import MaskOptions, cartesian_mask  # noqa: E402
 from cinemri.metrics import psnr  # noqa: E402
 from cinemri.phantom import GROUPS, generate_case, simulate_kspace  # noqa: E402
 from cinemri.physics import sense_adjoint  # noqa: E402
@@ -32,7 +32,9 @@ def main() -> None:
     for row, group in enumerate(GROUPS):
         case = generate_case(100 + row, group=group)
         s = case.num_slices // 2
-        mask = cartesian_mask(case.num_frames, case.image.shape[-1], 5, 8, "vd_random", seed=row)  # (T, W)
+        masks = MaskOptions()  # the project's default 5x vd_random mask, 8 centre lines
+        mask = cartesian_mask(case.num_frames, case.image.shape[-1], masks.acceleration, masks.center_lines,
+                              masks.pattern, seed=row)  # (T, W)
         kspace = simulate_kspace(case, seed=row)  # (S, C, T, H, W) fully sampled + noise
         maps = torch.from_numpy(case.coil_maps)
         full = sense_adjoint(torch.from_numpy(kspace), maps)            # (S, T, H, W) noisy reference
