@@ -302,3 +302,20 @@ def test_crop_to_heart_segments_a_training_size_window_around_an_off_centre_hear
     assert np.array_equal(found.labels[0, 0] == 3, disc) and 0.99 < found.confidence <= 1.0
     with pytest.raises(ValueError, match="unknown test-time option"):
         test_time_options(cfg, flip=True)
+
+
+def test_cli_train_takes_the_data_from_the_command_line_and_prints_each_epoch(acdc, tmp_path, capsys):
+    from cinemri.cli import main
+
+    out = tmp_path / "run"
+    args = ["seg", "train", "--config", str(TINY), "--data", str(acdc), "--set", f"train.out_dir={out}",
+            "--set", "train.epochs=2", "--set", "train.max_steps_per_epoch=1", "--set", "data.preprocess.size=[24, 24]",
+            "--set", "train.amp=off"]
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()  # captured, not a terminal
+    assert [line.split()[0] for line in lines if line.startswith("epoch=")] == ["epoch=1", "epoch=2"]
+    names = {line.split()[1] for line in (out / "split.txt").read_text().splitlines()}
+    assert names == {p.name for p in acdc.iterdir() if p.is_dir()}  # every case of --data, split by patient
+    assert main([*args[:4], str(tmp_path / "nowhere"), *args[5:]]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nowhere" in err[0]

@@ -69,3 +69,10 @@ def add_config_flags(parser: argparse.ArgumentParser,
 
     parser.add_argument("--config", nargs="+", required=True, type=Path, help=config_help)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=set_help)
+
+
+def print_epoch(row) -> None:
+    """One line per training epoch, flushed, so progress shows in logs and pipes too."""
+    from cinemri.train.progress import format_metrics
+
+    print(format_metrics(row), flush=True)

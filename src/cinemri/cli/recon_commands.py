@@ -6,7 +6,7 @@ import json
 import math
 from pathlib import Path
 
-from cinemri.cli.options import add_config_flags, add_dataclass_flags, collect_dataclass_flags
+from cinemri.cli.options import add_config_flags, add_dataclass_flags, collect_dataclass_flags, print_epoch
 
 
 def register(subparsers, formatter) -> None:
@@ -93,7 +93,7 @@ def _run_train(args) -> None:
     overrides = list(args.overrides)
     if args.data:
         overrides.append("data.train=" + json.dumps([str(p) for p in args.data]))
-    result = train(args.config, overrides, resume=args.resume)
+    result = train(args.config, overrides, resume=args.resume, on_epoch_end=print_epoch)
     best = f"; best {result.best_metric:.6g} at epoch {result.best_epoch}" if result.best_metric is not None else ""
     print(f"trained {result.epochs_completed} epochs ({result.global_step} steps){best}")
     print(f"last checkpoint: {result.last_checkpoint}")

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from cinemri.cli.options import add_config_flags
+from cinemri.cli.options import add_config_flags, print_epoch
 
 
 def register(subparsers, formatter) -> None:
@@ -101,16 +101,9 @@ def _run_train(args) -> None:
     overrides = list(args.overrides)
     if args.data:
         overrides.append("data.train=" + json.dumps([str(p) for p in args.data]))
-    result = train_from_files(args.config, overrides, resume=args.resume, on_epoch_end=_print_epoch)
+    result = train_from_files(args.config, overrides, resume=args.resume, on_epoch_end=print_epoch)
     print(f"trained {result.epochs_completed} epochs; best {result.best_metric} at epoch {result.best_epoch}; "
           f"checkpoints: {result.best_checkpoint or result.last_checkpoint}")
-
-
-def _print_epoch(row) -> None:
-    """One line per epoch, flushed, so progress shows in logs and pipes too."""
-    from cinemri.train.progress import format_metrics
-
-    print(format_metrics(row), flush=True)
 
 
 def _run_eval(args) -> None:

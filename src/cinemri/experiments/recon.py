@@ -20,7 +20,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -449,14 +449,17 @@ class ReconTask:
 
 
 def train(files: Sequence[str | os.PathLike], overrides: Sequence[str] = (), resume: str | os.PathLike | None = None,
-          stop_after_epoch: int | None = None) -> FitResult:
-    """Train the reconstruction model the config ``files`` + ``overrides`` describe.
+          stop_after_epoch: int | None = None,
+          on_epoch_end: Callable[[Mapping[str, float]], None] | None = None) -> FitResult:
+    """Train the reconstruction model the config ``files`` + ``overrides`` describe
+    (``on_epoch_end`` gets each epoch's metrics row).
 
     Writes ``train.out_dir``: config.yaml, metrics.csv, last.pt, best.pt.
     Raises ValueError on a bad config, missing data or a checkpoint that does not fit.
     """
     config = load_recon_config(files, overrides)
-    return fit(ReconTask(config), config, resume=resume, stop_after_epoch=stop_after_epoch)
+    return fit(ReconTask(config), config, resume=resume, stop_after_epoch=stop_after_epoch,
+               on_epoch_end=on_epoch_end)
 
 
 # ------------------------------------------------------------------------- checkpoints
