@@ -85,6 +85,13 @@ def conv_peak(shapes: list[tuple[int, ...]], repeats: int) -> dict[str, float]:
     return out
 
 
+def achieved(row: dict, peak: dict) -> tuple[float, float]:
+    """(GFLOP/s, % of the measured conv peak of the row's precision) of a timed training step
+    (``row``: "step_flops", "train_s", "bf16"; ``peak``: :func:`conv_peak`'s result)."""
+    gflops = row["step_flops"] / row["train_s"] / 1e9
+    return gflops, 100.0 * gflops / (peak["bf16_gflops"] if row["bf16"] else peak["fp32_gflops"])
+
+
 def run_job(script: str | Path, job: dict) -> dict:
     """Run ``script --worker JOB`` in a fresh subprocess; returns the worker's JSON (its last line)."""
     env = dict(os.environ, OMP_NUM_THREADS=str(job["threads"]), MKL_NUM_THREADS=str(job["threads"]))

@@ -60,7 +60,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _speed import conv_peak, machine_info, median_time, peak_mb, run_job, timing_parser  # benchmarks/ is sys.path[0] as a script
+from _speed import achieved, conv_peak, machine_info, median_time, peak_mb, run_job, timing_parser  # benchmarks/ is sys.path[0] as a script
 from cinemri.files import write_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -254,11 +254,10 @@ def step_markdown(rows: list[dict], peak: dict) -> str:
              "", "| recipe | batch (B, C, T, H, W) | precision | GFLOP/step | step s | GFLOP/s | % of peak | "
              "voxels/s | x before | sample s |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        achieved = r["step_flops"] / r["train_s"] / 1e9
-        peak_value = peak["bf16_gflops"] if r["bf16"] else peak["fp32_gflops"]
+        gflops, percent = achieved(r, peak)
         precision = ("bf16" if r["bf16"] else "fp32") + (", channels-last" if r["channels_last"] else "")
         lines.append(f"| {r['name']} | {tuple(r['batch_shape_BCTHW'])} | {precision} | {r['step_flops'] / 1e9:.2f} | "
-                     f"{r['train_s']:.3f} | {achieved:.1f} | {100 * achieved / peak_value:.0f} % | "
+                     f"{r['train_s']:.3f} | {gflops:.1f} | {percent:.0f} % | "
                      f"{r['voxels_per_s']:,.0f} | {r['voxels_per_s'] / base:.2f} | {r['prepare_s']:.3f} |")
     return "\n".join(lines)
 

@@ -38,7 +38,7 @@ import sys
 import time
 from pathlib import Path
 
-from _speed import conv_peak, machine_info, median_time, peak_mb, run_job, timing_parser  # benchmarks/ is sys.path[0] as a script
+from _speed import achieved, conv_peak, machine_info, median_time, peak_mb, run_job, timing_parser  # benchmarks/ is sys.path[0] as a script
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs" / "seg"
@@ -177,11 +177,10 @@ def recipes_markdown(rows: list[dict], peak: dict) -> str:
              "", "| recipe | model input | train img/s | x before | GFLOP/step | GFLOP/s | % of peak | "
              "crop+augment s |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        achieved = r["step_flops"] / r["train_s"] / 1e9
-        peak_value = peak["bf16_gflops"] if r["bf16"] else peak["fp32_gflops"]
+        gflops, percent = achieved(r, peak)
         lines.append(f"| {r['name']} | {r['batch']} x {r['input'][0]}² | {r['train_images_per_s']:.1f} | "
-                     f"{r['train_images_per_s'] / base:.2f} | {r['step_flops'] / 1e9:.1f} | {achieved:.0f} | "
-                     f"{100 * achieved / peak_value:.0f} % | {r['prepare_s']:.3f} |")
+                     f"{r['train_images_per_s'] / base:.2f} | {r['step_flops'] / 1e9:.1f} | {gflops:.0f} | "
+                     f"{percent:.0f} % | {r['prepare_s']:.3f} |")
     return "\n".join(lines)
 
 
@@ -229,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
         run_recipes(args)
         return
 
-    from cinemri.analysis.pipeline import write_json
+    from cinemri.files import write_json
 
     info = machine_info(args.threads)
     common = {"threads": args.threads, "warmup": args.warmup, "repeats": args.repeats,
@@ -263,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run_recipes(args: argparse.Namespace) -> None:
-    from cinemri.analysis.pipeline import write_json
+    from cinemri.files import write_json
 
     out = args.out if args.out != DEFAULT_OUT else DEFAULT_OUT.with_name("seg_step_recipes.json")
     info = machine_info(args.threads)

@@ -3,7 +3,6 @@ as the reconstruction dataset uses them."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +14,6 @@ from cinemri.data.simulate import (COIL_FAMILIES, AugmentDraw, AugmentOptions, S
                                    apply_temporal, coil_maps, draw_augmentation, simulate_acquisition, smooth_phase)
 from cinemri.recon import zero_filled
 
-SUNNYBROOK = Path("/work/shared/data/sunnybrook/SCD0000401")
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -144,13 +142,3 @@ def test_augmented_phantom_like_case_keeps_image_and_maps_together():
         torch.testing.assert_close(sample.target[:, inside], expected[:, inside], rtol=0, atol=1e-5)
         seen.add(draw)
     assert len(seen) > 1
-
-
-@pytest.mark.skipif(not SUNNYBROOK.is_dir(), reason="shared Sunnybrook data not present")
-def test_real_sunnybrook_slice_as_a_training_strip():
-    augment = AugmentOptions(flip=True, rot90=True, time_reverse=True, time_shift=True, crop=(96, 96), frames=8)
-    dataset = ReconDataset([SUNNYBROOK], ReconOptions(mask_mode="per_epoch", augment=augment, strip_rows=24,
-                                                      simulation=SimulationOptions(coils=(4, 6))))
-    sample = dataset[5]
-    assert sample.kspace.shape[1:] == (8, 24, 96) and sample.target.shape == (8, 24, 96)
-    assert torch.isfinite(sample.kspace).all() and sample.target.abs().max() > 0.2

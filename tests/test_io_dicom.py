@@ -14,7 +14,6 @@ from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 from cinemri.cli import main
 from cinemri.io import describe, detect_format, read_any, read_dicom
 
-SUNNYBROOK = Path("/work/shared/data/sunnybrook/SCD0000101")
 
 H, W = 12, 10  # Rows, Columns
 S, T = 3, 4
@@ -207,14 +206,3 @@ def test_cli_info_good_and_bad_series(tmp_path, capsys):
     lines = captured.err.strip().splitlines()
     assert captured.out == "" and len(lines) == 1
     assert lines[0].startswith(f"cinemri: error: {bad}: slices have unequal numbers of frames")
-
-
-@pytest.mark.skipif(not SUNNYBROOK.is_dir(), reason="shared Sunnybrook data not present")
-def test_real_sunnybrook_series():
-    case = read_any(SUNNYBROOK)
-    assert case.image.shape == (12, 20, 256, 256)
-    dz, dy, dx = case.spacing
-    assert dy == dx == pytest.approx(1.367, abs=0.01) and dz == pytest.approx(10.0, abs=0.01)
-    assert np.isfinite(case.image).all() and case.image.real.max() > 100
-    info = describe(SUNNYBROOK)
-    assert info["format"] == "dicom" and info["frames"] == 20 and info["slices"] == 12

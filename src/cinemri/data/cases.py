@@ -138,15 +138,4 @@ def center_crop_or_pad(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     x: (..., H, W) any dtype -> (..., size[0], size[1]) same dtype. The centre pixel
     (H // 2, W // 2) stays the centre pixel, so it matches fftshift's convention.
     """
-    out = x
-    for axis, n in zip((-2, -1), size):
-        cur = out.shape[axis]
-        if n < cur:
-            start = cur // 2 - n // 2
-            out = np.take(out, np.arange(start, start + n), axis=axis)
-        elif n > cur:
-            before = n // 2 - cur // 2
-            pad = [(0, 0)] * out.ndim
-            pad[axis] = (before, n - cur - before)
-            out = np.pad(out, pad)
-    return out
+    return crop_window(x, size, (x.shape[-2] // 2, x.shape[-1] // 2))
