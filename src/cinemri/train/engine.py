@@ -23,7 +23,7 @@ from .checkpoint import (FORMAT, FORMAT_VERSION, capture_rng, check_model, load_
                          seed_everything, version)
 from .config import Experiment, TrainConfig, config_to_dict, dump_config
 from .distributed import (DistInfo, ShardSampler, all_gather_objects, all_reduce_max, all_reduce_sum,
-                          cleanup_distributed, init_distributed)
+                          barrier, cleanup_distributed, init_distributed)
 from .progress import MetricsLog, progress_bar
 from .task import Task, check_task, move_to_device
 
@@ -128,7 +128,11 @@ def fit(task: Task, config: Any, *, resume: str | Path | None = None, stop_after
                          f"got {type(config).__name__}")
     info = init_distributed(train_cfg.device)
     try:
-        return _Run(task, train_cfg, config, info).fit(resume, stop_after_epoch, on_epoch_end)
+        result = _Run(task, train_cfg, config, info).fit(resume, stop_after_epoch, on_epoch_end)
+        # leave the group together: a rank that tears gloo down while rank 0 is still writing
+        # its checkpoint can abort ("terminate called without an active exception")
+        barrier(info)
+        return result
     finally:
         cleanup_distributed(info)
 
