@@ -149,8 +149,8 @@ def test_constructors_name_bad_arguments(build, match):
 
 
 def test_cbam_bf16_gradients_are_right_with_channels_last_inputs_and_weights():
-    """The spatial gate's 7x7x7 conv runs in the standard memory format: with channels-last 3D
-    tensors the CPU's bf16 weight gradient of that conv is wrong on small inputs otherwise."""
+    """The spatial gate's 7x7x7 conv runs in fp32 whatever the autocast: the CPU's bf16 weight
+    gradient of that conv with channels-last 3D tensors is wrong on small inputs."""
     torch.manual_seed(0)
     reference = CBAM(8, reduction=2, spatial_dims=3)
     x0 = torch.randn(2, 8, 4, 8, 24)

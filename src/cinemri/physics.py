@@ -28,9 +28,12 @@ def fft2c(x: Tensor) -> Tensor:
 
     x: (..., H, W) complex  ->  (..., H, W) complex k-space with DC at the centre.
     """
-    x = torch.fft.ifftshift(x, dim=_SPATIAL)
-    x = torch.fft.fft2(x, dim=_SPATIAL, norm="ortho")
-    return torch.fft.fftshift(x, dim=_SPATIAL)
+    factors = _centering(x)
+    if factors is None:
+        x = torch.fft.ifftshift(x, dim=_SPATIAL)
+        return torch.fft.fftshift(torch.fft.fft2(x, dim=_SPATIAL, norm="ortho"), dim=_SPATIAL)
+    before, after = factors
+    return torch.fft.fft2(x * before, dim=_SPATIAL, norm="ortho") * after
 
 
 def ifft2c(k: Tensor) -> Tensor:
@@ -38,9 +41,29 @@ def ifft2c(k: Tensor) -> Tensor:
 
     k: (..., H, W) complex  ->  (..., H, W) complex image.
     """
-    k = torch.fft.ifftshift(k, dim=_SPATIAL)
-    k = torch.fft.ifft2(k, dim=_SPATIAL, norm="ortho")
-    return torch.fft.fftshift(k, dim=_SPATIAL)
+    factors = _centering(k)
+    if factors is None:
+        k = torch.fft.ifftshift(k, dim=_SPATIAL)
+        return torch.fft.fftshift(torch.fft.ifft2(k, dim=_SPATIAL, norm="ortho"), dim=_SPATIAL)
+    before, after = factors
+    return torch.fft.ifft2(k * before, dim=_SPATIAL, norm="ortho") * after
+
+
+def _centering(x: Tensor) -> tuple[Tensor, Tensor] | None:
+    """The shifts of a centered FFT as two modulations, for even H and W (None otherwise).
+
+    Rolling by N/2 before the FFT multiplies frequency k by (-1)^k; rolling by N/2 after it is
+    the FFT of the input times (-1)^n. So fft2c(x) = s c fft2(c x), with the checkerboard
+    c[h, w] = (-1)^(h + w) and s = (-1)^(H/2 + W/2); the same holds for the inverse. Two
+    multiplications cost less than two rolls, forward and in the gradient.
+    Returns (c, s c) as (H, W) real tensors of +-1.
+    """
+    h, w = x.shape[-2:]
+    if h % 2 or w % 2:
+        return None
+    parity = (torch.arange(h, device=x.device)[:, None] + torch.arange(w, device=x.device)) % 2
+    checker = (1 - 2 * parity).to(x.real.dtype)
+    return checker, checker if (h // 2 + w // 2) % 2 == 0 else -checker
 
 
 def sense_forward(image: Tensor, maps: Tensor, mask: Tensor | None = None) -> Tensor:

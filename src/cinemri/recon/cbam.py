@@ -31,7 +31,8 @@ class ChannelAttention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         flat = x.flatten(2)  # (B, C, N)
-        gate = self.mlp(flat.mean(dim=2)) + self.mlp(flat.amax(dim=2))  # (B, C)
+        # max(...).values, not amax: amax's gradient re-scans the input for ties (~3x slower on CPU)
+        gate = self.mlp(flat.mean(dim=2)) + self.mlp(flat.max(dim=2).values)  # (B, C)
         gate = torch.sigmoid(gate).view(*gate.shape, *([1] * (x.ndim - 2)))  # (B, C, 1, ...)
         return x * gate
 
@@ -52,13 +53,18 @@ class SpatialAttention(nn.Module):
         self.conv = conv(2, 1, kernel_size, padding=kernel_size // 2)
 
     def forward(self, x: Tensor) -> Tensor:
-        stats = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)  # (B, 2, *spatial)
-        # Always in the standard memory format: with channels-last 3D inputs or weights, the
-        # CPU's bf16 weight gradient of this 2 -> 1 channel 7x7x7 convolution is wrong on
-        # small inputs (PyTorch 2.x / oneDNN; tests/test_recon_models.py checks it).
+        stats = torch.cat([x.mean(dim=1, keepdim=True), x.max(dim=1, keepdim=True).values], dim=1)  # (B, 2, *spatial)
+        # The gate's convolution runs in fp32 and channels-last, whatever the autocast around it:
+        # with 2 -> 1 channels and a 7x7x7 kernel, oneDNN's bf16 or standard-layout weight gradient
+        # is ~3.5x slower on CPU (a quarter of a cascade step), and its bf16 channels-last weight
+        # gradient is wrong on small inputs (PyTorch 2.x; tests/test_recon_models.py checks both).
+        layout = torch.channels_last_3d if stats.ndim == 5 else torch.channels_last
         conv = F.conv3d if isinstance(self.conv, nn.Conv3d) else F.conv2d
-        gate = conv(stats.contiguous(), self.conv.weight.contiguous(), self.conv.bias, padding=self.conv.padding)
-        return x * torch.sigmoid(gate)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            gate = conv(stats.float().contiguous(memory_format=layout),
+                        self.conv.weight.float().contiguous(memory_format=layout), self.conv.bias.float(),
+                        padding=self.conv.padding)
+        return x * torch.sigmoid(gate).to(x.dtype)
 
 
 class CBAM(nn.Module):
