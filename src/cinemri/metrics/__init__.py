@@ -6,7 +6,7 @@ in :mod:`cinemri.metrics.segmentation`.
 """
 
 from cinemri.metrics.aggregate import MetricSummary, MetricTable, summarize
-from cinemri.metrics.image import nmse, nmse_batch, psnr, psnr_batch, ssim, ssim_batch
+from cinemri.metrics.image import cmrxrecon_scores, nmse, nmse_batch, psnr, psnr_batch, ssim, ssim_batch
 from cinemri.metrics.segmentation import (
     dice,
     hausdorff,
@@ -18,6 +18,7 @@ from cinemri.metrics.segmentation import (
 __all__ = [
     "MetricSummary",
     "MetricTable",
+    "cmrxrecon_scores",
     "dice",
     "hausdorff",
     "hd95",

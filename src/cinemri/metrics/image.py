@@ -229,3 +229,38 @@ def ssim_batch(pred: Tensor, target: Tensor, data_range: float | None = None) ->
     per_frame = _ssim_per_image(p.reshape(b * frames, h, w), t.reshape(b * frames, h, w),
                               ranges.repeat_interleave(frames))  # (B*T,)
     return per_frame.view(b, frames).mean(dim=1)          # (B,)
+
+
+def cmrxrecon_scores(pred: Tensor, target: Tensor, crop: bool = True) -> dict[str, float]:
+    """PSNR, SSIM and NMSE in the CMRxRecon 2023 convention (REFERENCES.md), beside ours.
+
+    Every 2D image (frame) is scored on its own: prediction and reference magnitudes are each
+    divided by their own maximum, then PSNR and SSIM use data range 1 and NMSE is
+    ||gt - pred||^2 / ||gt||^2; the figures are the means over the images. With ``crop`` only the
+    central H/3 x W/2 region is scored (H the readout, W the phase encodes), as on the
+    challenge's board, after the normalisation of the whole image. Whole-image figures are
+    several dB above cropped ones: always say which one a figure is.
+
+    pred, target: (H, W), (T, H, W) or (B, T, H, W), complex or real; H/3 and W/2 >= 7 with crop.
+    returns {"psnr": dB, "ssim": ..., "nmse": ...} as Python floats.
+
+    Raises:
+        ValueError: shapes differ, or a reference image is all zero.
+    """
+    p, t = _prepare(pred, target, batched=getattr(pred, "ndim", 0) == 4)
+    h, w = p.shape[-2:]
+    p, t = p.reshape(-1, h, w), t.reshape(-1, h, w)  # (N, H, W), one row per image
+    t_max, p_max = t.flatten(1).amax(dim=1), p.flatten(1).amax(dim=1)  # (N,)
+    if not bool((t_max > 0).all()):
+        raise ValueError("cmrxrecon_scores: a reference image is all zero")
+    p = p / torch.where(p_max > 0, p_max, torch.ones_like(p_max))[:, None, None]
+    t = t / t_max[:, None, None]
+    if crop:
+        ch, cw = h // 3, w // 2
+        top, left = (h - ch) // 2, (w - cw) // 2
+        p, t = p[:, top:top + ch, left:left + cw], t[:, top:top + ch, left:left + cw]
+    mse = ((p - t) ** 2).flatten(1).mean(dim=1)  # (N,)
+    ones = torch.ones(p.shape[0], dtype=torch.float64, device=p.device)
+    return {"psnr": float((10.0 * torch.log10(1.0 / mse)).mean()),
+            "ssim": float(_ssim_per_image(p.contiguous(), t.contiguous(), ones).mean()),
+            "nmse": float(((p - t) ** 2).flatten(1).sum(dim=1).div((t * t).flatten(1).sum(dim=1)).mean())}
