@@ -35,8 +35,9 @@ AdamW), recipe by recipe, each in a fresh subprocess:
 - ``before_bf16``: the same under bf16 autocast around the denoisers (DC and FFT in fp32);
 - ``strips_fp32``: the new recipe (configs/recon/cascade_real.yaml) in fp32: batch 4 of
   readout strips of 48 rows x 160 (``--strip-rows``, ``--strip-width``) with simulated coils
-  and augmentation, channels-last 3D;
-- ``after``: the new recipe in bf16 (what cascade_real.yaml trains with).
+  and augmentation;
+- ``after``: the new recipe in bf16 (what cascade_real.yaml trains with);
+- ``after_channels_last``: ``after`` with the denoisers in channels-last 3D memory format.
 
 Per recipe: model FLOPs of one step (``torch.utils.flop_counter.FlopCounterMode`` over one
 forward + backward, counted in fp32; FFTs and element-wise ops are not counted), the median
@@ -276,7 +277,8 @@ def run_step(args: argparse.Namespace, info: dict) -> None:
               "frames": args.frames, "size": args.size, "crop_rows": args.crop_rows, "strip_rows": args.strip_rows,
               "strip_width": args.strip_width, "center_lines": args.center_lines}
     recipes = [("before", False, False, False, args.batch_before), ("before_bf16", False, True, False, args.batch_before),
-               ("strips_fp32", True, False, True, args.batch_after), ("after", True, True, True, args.batch_after)]
+               ("strips_fp32", True, False, False, args.batch_after), ("after", True, True, False, args.batch_after),
+               ("after_channels_last", True, True, True, args.batch_after)]
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cinemri_step_") as tmp:
         extra = {"supersample": 1} if args.tiny else {}
