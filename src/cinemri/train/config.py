@@ -61,6 +61,11 @@ class TrainConfig:
     ``init_from``: a checkpoint whose weights start the run (fine-tuning: the optimizer,
     schedule and epoch count start afresh; the model and its args must match). ``--resume``
     takes precedence.
+    ``time_budget_min``: minutes of training (the steps, data loading included; validation
+    not) after which the run stops: the step that crosses it ends the epoch, which is then
+    validated and saved. The LR schedule then runs on the fraction of the budget spent instead
+    of the step count (the warm-up and decay keep their shares of ``epochs`` x steps), so runs
+    compared at equal wall time each complete their schedule. ``epochs`` stays an upper bound.
     """
 
     epochs: int = 50
@@ -89,6 +94,7 @@ class TrainConfig:
     tensorboard: bool = True
     find_unused_parameters: bool = False
     init_from: str | None = None
+    time_budget_min: float | None = None
 
     def __post_init__(self) -> None:
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "val_every": self.val_every}
@@ -103,6 +109,8 @@ class TrainConfig:
                 raise ValueError(f"train.{name} must be >= 0, got {value!r}")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ValueError(f"train.grad_clip must be > 0 or null, got {self.grad_clip!r}")
+        if self.time_budget_min is not None and not self.time_budget_min > 0:
+            raise ValueError(f"train.time_budget_min must be > 0 or null, got {self.time_budget_min!r}")
         if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
             raise ValueError(f"train.max_steps_per_epoch must be >= 1 or null, got {self.max_steps_per_epoch!r}")
         if not all(0 <= b < 1 for b in self.betas):

@@ -73,6 +73,9 @@ def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
     raise ValueError(f"train.amp must be auto/off/bf16/fp16, got {amp!r}")
 
 
+_clock = time.perf_counter  # the training-time clock (tests replace it)
+
+
 def lr_factor(step: int, warmup_steps: int, total_steps: int, schedule: str, min_ratio: float,
               start_ratio: float = 0.04) -> float:
     """LR multiplier after ``step`` optimizer steps: linear warm-up, then cosine or constant;
@@ -179,6 +182,9 @@ class _Run:
             raise ValueError("task.train_dataset is empty")
         total = self.steps_per_epoch * cfg.epochs
         warmup = min(total, round(cfg.warmup_epochs * self.steps_per_epoch))
+        self.total_steps = total
+        self.budget_s = None if cfg.time_budget_min is None else 60.0 * cfg.time_budget_min
+        self.train_seconds = 0.0  # training wall time so far, all resumes together (the budget's clock)
 
         self.optimizer = torch.optim.AdamW(_param_groups(self.model, cfg.weight_decay), lr=cfg.lr,
                                            betas=cfg.betas)
@@ -215,6 +221,7 @@ class _Run:
             load_task_state(state["task"])
         self.epoch, self.global_step = int(state["epoch"]), int(state["global_step"])
         self.best_metric, self.best_epoch = state["best_metric"], state["best_epoch"]
+        self.train_seconds = float(state.get("train_seconds", 0.0))
         rngs = state["rng"]
         if not isinstance(rngs, list) or not rngs:
             raise ValueError(f"checkpoint {path}: 'rng' must be a non-empty list of per-rank states")
@@ -245,6 +252,8 @@ class _Run:
             group["betas"] = tuple(self.cfg.betas)
             group["weight_decay"] = self.cfg.weight_decay if any(id(p) in decay for p in group["params"]) else 0.0
         self.scheduler.base_lrs = [self.cfg.lr for _ in self.optimizer.param_groups]
+        if self.budget_s is not None:  # a changed budget re-plans the time-based schedule too
+            self.scheduler.last_epoch = self.budget_step()
         step = self.scheduler.last_epoch
         for group, base, factor in zip(self.optimizer.param_groups, self.scheduler.base_lrs,
                                        self.scheduler.lr_lambdas):
@@ -264,14 +273,15 @@ class _Run:
             log.truncate_after(self.epoch)
         history: list[dict[str, float]] = []
         try:
-            while self.epoch < self.cfg.epochs and (stop_after is None or self.epoch < stop_after):
+            while (self.epoch < self.cfg.epochs and (stop_after is None or self.epoch < stop_after)
+                   and not self.budget_spent):
                 start = time.perf_counter()
                 row: dict[str, float] = {"epoch": self.epoch + 1}
                 row.update(self.train_epoch())
                 row["step"] = self.global_step
                 row["lr"] = self.optimizer.param_groups[0]["lr"]
                 if self.val_loader is not None and ((self.epoch + 1) % self.cfg.val_every == 0
-                                                    or self.epoch + 1 == self.cfg.epochs):
+                                                    or self.epoch + 1 == self.cfg.epochs or self.budget_spent):
                     row.update({f"val_{k}": v for k, v in self.validate().items()})
                 row["time_s"] = time.perf_counter() - start
                 self.epoch += 1
@@ -298,6 +308,7 @@ class _Run:
                            self.cfg.progress and self.info.is_main)
         steps = 0
         set_progress = getattr(self.task, "set_progress", None)
+        tick = _clock()
         for batch in bar:
             batch = move_to_device(batch, self.device, non_blocking=self.device.type == "cuda")
             if callable(set_progress):
@@ -306,9 +317,14 @@ class _Run:
                                 enabled=self.amp_dtype is not None):
                 loss, logs = self.task.loss(batch, self.net)
             value = float(loss.detach())
-            bad = all_reduce_max(torch.tensor([0.0 if math.isfinite(value) else 1.0], device=self.device),
-                                 self.info)
-            if bad.item() > 0:
+            now = _clock()
+            # one reduction per step: divergence on any rank, and the slowest rank's time since the
+            # last step (every rank must see the same clock, or a time-based LR would differ)
+            bad, elapsed = all_reduce_max(torch.tensor([0.0 if math.isfinite(value) else 1.0, now - tick],
+                                                       dtype=torch.float64, device=self.device), self.info).tolist()
+            tick = now
+            self.train_seconds += elapsed
+            if bad > 0:
                 self.diverged(f"loss is {value} on rank {self.info.rank}" if not math.isfinite(value)
                               else "loss is NaN/Inf on another rank", self.epoch + 1, self.global_step + 1)
             self.optimizer.zero_grad(set_to_none=True)
@@ -318,6 +334,8 @@ class _Run:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            if self.budget_s is not None:
+                self.scheduler.last_epoch = self.budget_step() - 1  # step() moves it to budget_step()
             self.scheduler.step()
             self.global_step += 1
             steps += 1
@@ -325,13 +343,22 @@ class _Run:
             for key, item in logs.items():
                 sums[key] += float(item)
             bar.set_postfix(loss=f"{value:.4g}", lr=f"{self.optimizer.param_groups[0]['lr']:.2e}")
-            if steps == self.steps_per_epoch:
+            if steps == self.steps_per_epoch or self.budget_spent:
                 break
         bar.close()
         keys = sorted(sums)
         totals = all_reduce_sum(torch.tensor([sums[k] for k in keys] + [float(steps)], dtype=torch.float64,
                                              device=self.device), self.info).tolist()
         return {f"train_{k}": totals[i] / totals[-1] for i, k in enumerate(keys)}
+
+    @property
+    def budget_spent(self) -> bool:
+        return self.budget_s is not None and self.train_seconds >= self.budget_s
+
+    def budget_step(self) -> int:
+        """The schedule's step for the budget spent so far: the same fraction of all steps."""
+        assert self.budget_s is not None
+        return min(self.total_steps, int(self.total_steps * self.train_seconds / self.budget_s))
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
@@ -389,7 +416,7 @@ class _Run:
             "model_name": self.task.model_name, "model_args": self.model_args,
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-            "epoch": self.epoch, "global_step": self.global_step,
+            "epoch": self.epoch, "global_step": self.global_step, "train_seconds": self.train_seconds,
             "best_metric": self.best_metric, "best_epoch": self.best_epoch, "monitor": self.cfg.monitor,
             "rng": rngs, "config": self.record, "metrics": {k: float(v) for k, v in row.items()},
             "task": self.task.state_dict() if callable(getattr(self.task, "state_dict", None)) else None,
