@@ -4,9 +4,9 @@
     .venv/bin/python benchmarks/analyze_acdc.py --patients patient011 patient015 --threads 2
 
 For each patient (default: the "val" lines of ``runs/seg/acdc_unet/split.txt``, i.e. cases the
-checkpoint never trained on) :func:`cinemri.analysis.analyze` runs on the ACDC folder
+checkpoint never trained on) :func:`cinemri.pipeline.analyze` runs on the ACDC folder
 ``--data/training/<patient>`` (images only: nothing is reconstructed) with ``--seg-checkpoint``
-and the default :class:`~cinemri.analysis.AnalyzeOptions` (largest connected component on, no
+and the default :class:`~cinemri.pipeline.AnalyzeOptions` (largest connected component on, no
 flip TTA), figures only for the first patient (its ``report.html`` is kept under ``--out-dir``).
 ED/ES are the frames named in the patient's Info.cfg (the pipeline uses the file's frames);
 truth indices are computed from the ACDC labels at those frames, as ``results.json`` records.
@@ -92,7 +92,7 @@ def aggregate(results: list[dict[str, Any]]) -> dict[str, Any]:
     Raises:
         ValueError: a result without ground truth (named by its case).
     """
-    from cinemri.experiments.seg_eval import agreement
+    from cinemri.metrics.agreement import agreement
 
     for res in results:
         if not res.get("ground_truth"):
@@ -115,7 +115,7 @@ def aggregate(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run_patient(folder: Path, out_dir: Path, checkpoint: Path, figures: bool) -> dict[str, Any]:
     """analyze one patient; {"patient", "seconds", "error" or "results", "warnings", "python_warnings"}."""
-    from cinemri.analysis import AnalyzeOptions, analyze
+    from cinemri.pipeline import AnalyzeOptions, analyze
 
     record: dict[str, Any] = {"patient": folder.name}
     start = time.perf_counter()

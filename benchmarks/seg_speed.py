@@ -21,7 +21,7 @@ Method (as ``recon_speed.py``): every model runs in a fresh Python subprocess wi
 thread count (torch ``set_num_threads`` and ``OMP_NUM_THREADS``), one after another within one
 run. Inference: eval mode, ``torch.inference_mode``, ``--warmup`` calls then the median of
 ``--repeats``. Training step: train mode, forward, the config's combined CE + Dice loss
-(``cinemri.experiments.seg_task.build_loss``) summed over the deep-supervision outputs with
+(``cinemri.tasks.seg.task.build_loss``) summed over the deep-supervision outputs with
 weights 2^-i as in training, backward, AdamW step (the config's lr and weight decay); one
 warm-up step then the median of ``--train-repeats``. Not included: data loading, augmentation,
 gradient clipping, AMP (CPU runs fp32). images/s = batch / median seconds. Peak memory: the
@@ -50,8 +50,8 @@ def worker(job: dict) -> dict:
     """Time one model in this (fresh) process; returns its numbers."""
     import torch
 
-    from cinemri.experiments.seg_config import load_seg_config
-    from cinemri.experiments.seg_task import build_loss, supervised_loss
+    from cinemri.seg.config import load_seg_config
+    from cinemri.tasks.seg.task import build_loss, supervised_loss
     from cinemri.seg.models import build_segmenter
 
     torch.set_num_threads(job["threads"])
@@ -113,8 +113,8 @@ def recipe_worker(job: dict) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from cinemri.experiments.seg_config import load_seg_config
-    from cinemri.experiments.seg_task import build_loss, supervised_loss
+    from cinemri.seg.config import load_seg_config
+    from cinemri.tasks.seg.task import build_loss, supervised_loss
     from cinemri.seg.augment import augment_batch, heart_crop
     from cinemri.seg.models import build_segmenter
 

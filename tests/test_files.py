@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from test_io_builders import make_case
+from io_builders import make_case
 
 from cinemri.files import atomic_write, atomic_write_bytes, atomic_write_text, current_umask
 from cinemri.io import write_case, write_labels_nifti

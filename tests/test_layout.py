@@ -1,5 +1,5 @@
-"""The layout's rules that a reader of one file cannot see: no private names across packages,
-labels declared once."""
+"""The layout's rules that a reader of one file cannot see: imports follow the data flow, no
+private names across packages, labels declared once."""
 
 from __future__ import annotations
 
@@ -16,6 +16,57 @@ def _package(module: str) -> str:
     """The part of cinemri a dotted module name belongs to: "cinemri.io.acdc" -> "io"."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else ""
+
+
+def _imported_packages(path: Path) -> set[str]:
+    """The parts of cinemri that ``path`` imports anywhere (module level or inside a function)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        found |= {_package(name) for name in names if name.startswith("cinemri.")}
+    return found
+
+
+# Data flows one way (DESIGN.md): io/phantom -> data -> recon/seg (models, inference) ->
+# metrics/clinical -> tasks or pipeline -> report -> cli. What each part must never import:
+APPLICATIONS = {"tasks", "pipeline", "cli"}
+NEVER_IMPORTS = {
+    **{part: APPLICATIONS for part in ("case", "labels", "files", "errors", "physics", "masks", "clinical",
+                                       "plausibility", "metrics", "train", "report")},
+    "io": APPLICATIONS | {"data", "recon", "seg", "train"},  # io never imports models
+    "phantom": APPLICATIONS | {"data", "recon", "seg", "train"},
+    "data": APPLICATIONS | {"recon", "seg"},
+    "recon": APPLICATIONS | {"seg"},
+    "seg": APPLICATIONS | {"recon"},
+    "pipeline": {"tasks", "cli"},  # files in, files out through recon/seg inference; never the tasks
+    "tasks": {"pipeline", "cli"},  # training and evaluation; the end-to-end pipeline is its sibling
+}
+
+
+def test_every_part_of_the_package_is_placed_in_the_data_flow():
+    parts = {p.relative_to(SRC).parts[0].removesuffix(".py") for p in SRC.glob("*") if p.suffix == ".py" or
+             (p.is_dir() and (p / "__init__.py").is_file())}
+    assert parts - {"__init__"} - {"cli"} == set(NEVER_IMPORTS)
+
+
+def test_imports_follow_the_data_flow():
+    offenders = []
+    for path in sorted(SRC.rglob("*.py")):
+        here = path.relative_to(SRC).parts[0].removesuffix(".py")
+        wrong = _imported_packages(path) & NEVER_IMPORTS.get(here, set())
+        offenders += [f"{path.relative_to(SRC)} imports cinemri.{there}" for there in sorted(wrong)]
+    assert offenders == []
+
+
+def test_the_import_scan_sees_function_level_imports(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("def f():\n    from cinemri.tasks.seg import task\n    import cinemri.cli.options\n")
+    assert _imported_packages(module) == {"tasks", "cli"}
 
 
 def test_no_private_name_is_used_across_packages():

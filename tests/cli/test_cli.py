@@ -221,13 +221,14 @@ def test_mask_and_cs_defaults_come_from_their_options_dataclasses():
     import inspect
     import re
 
-    from cinemri.analysis import AnalyzeOptions
-    from cinemri.analysis.reconstruct import reconstruct_case
-    from cinemri.analysis.study import StudyOptions
+    from cinemri.pipeline import AnalyzeOptions
+    from cinemri.pipeline.reconstruct import reconstruct_case
+    from cinemri.pipeline.study import StudyOptions
     from cinemri.cli import study_command
     from cinemri.cli.options import collect_dataclass_flags
     from cinemri.data import ReconOptions
-    from cinemri.experiments import AblationSection, EvalOptions, ReconDataSection
+    from cinemri.recon.config import AblationSection, ReconDataSection
+    from cinemri.tasks.recon.evaluate import EvalOptions
     from cinemri.masks import MaskOptions, cartesian_mask
     from cinemri.recon import CSOptions, cs_tv
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from test_io_builders import make_case, matlab_kspace, write_acdc, write_mat73
+from io_builders import make_case, matlab_kspace, write_acdc, write_mat73
 
 from cinemri.case import Case
 from cinemri.data import (ReconDataset, ReconOptions, SegDataset, SegOptions, center_crop_or_pad, collate_recon,

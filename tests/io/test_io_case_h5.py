@@ -7,7 +7,7 @@ import math
 import h5py
 import numpy as np
 import pytest
-from test_io_builders import make_case
+from io_builders import make_case
 
 from cinemri.case import Case
 from cinemri.io import FORMAT_NAME, case_header, read_case, write_case
@@ -149,7 +149,7 @@ def test_a_nan_index_is_stored_as_valid_json_null_and_read_back_as_nan(tmp_path)
     import h5py
 
     from cinemri.io import read_case, write_case
-    from test_io_builders import make_case
+    from io_builders import make_case
 
     case = replace(make_case(), indices={"lv_edv_ml": 10.5, "lv_ef_pct": float("nan")})
     path = write_case(case, tmp_path / "c.h5")

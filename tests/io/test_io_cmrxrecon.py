@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_io_builders import matlab_kspace, write_mat5, write_mat73
+from io_builders import matlab_kspace, write_mat5, write_mat73
 
 from cinemri.io import CMRXRECON_SPACING_MM, read_cmrxrecon, read_mask
 from cinemri.physics import ifft2c

@@ -10,7 +10,8 @@ through ``detect_format``, ``read_any``, ``describe`` and ``cinemri info``:
 - an input marked ``maybe`` (a random byte flip may hit unused bytes) must read or be refused
   that way; no other exception type is ever allowed.
 
-Run ``python tests/test_fuzz_inputs.py`` for the table of docs/reliability.md.
+Run ``PYTHONPATH=tests python tests/io/test_io_fuzz_inputs.py`` for the table of docs/reliability.md
+(tests/ holds the shared input builders).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from test_io_builders import ACDC_AFFINE, MNMS_AFFINE, make_case, matlab_kspace, write_acdc, write_mat5, write_mat73
+from io_builders import ACDC_AFFINE, MNMS_AFFINE, make_case, matlab_kspace, write_acdc, write_mat5, write_mat73
 from test_io_dicom import NORMAL as DICOM_NORMAL
 from test_io_dicom import ORIGIN as DICOM_ORIGIN
 from test_io_dicom import S as DICOM_S

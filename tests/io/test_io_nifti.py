@@ -7,7 +7,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from test_io_builders import ACDC_AFFINE, MNMS_AFFINE, write_acdc, write_mnms1, write_mnms2
+from io_builders import ACDC_AFFINE, MNMS_AFFINE, write_acdc, write_mnms1, write_mnms2
 
 from cinemri.io import MNMS_TO_ACDC, read_acdc, read_mnms, write_labels_nifti
 

@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from test_io_builders import ACDC_AFFINE, make_case, matlab_kspace, write_acdc, write_mat5, write_mat73, write_mnms2
+from io_builders import ACDC_AFFINE, make_case, matlab_kspace, write_acdc, write_mat5, write_mat73, write_mnms2
 
 from cinemri.io import read_acdc, read_any, read_case, read_cmrxrecon, read_mnms, read_volume, write_case
 from cinemri.io.validate import check_case, check_image, check_kspace, check_spacing

@@ -28,7 +28,7 @@ from cinemri.metrics import (
     ssim_batch,
 )
 
-ACDC = Path(__file__).resolve().parents[2] / "shared" / "data" / "acdc" / "training"
+ACDC = Path(__file__).resolve().parents[3] / "shared" / "data" / "acdc" / "training"
 
 
 def _structured(h: int, w: int, seed: int) -> np.ndarray:

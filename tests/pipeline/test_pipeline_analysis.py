@@ -11,20 +11,22 @@ import numpy as np
 import pytest
 import torch
 
-from cinemri.analysis import (AnalyzeOptions, analyze, clinical_summary, compare_with_truth, export_weights,
-                              reconstruct_case, resolve_checkpoint)
-from cinemri.analysis.pipeline import SCHEMA, FLOAT_KEYS
 from cinemri.case import Case
 from cinemri.cli import main
 from cinemri.clinical import volume_curves_ml
-from cinemri.experiments.recon import ReconTask, load_recon_config, load_reconstructor
 from cinemri.io import read_case
 from cinemri.masks import achieved_acceleration
 from cinemri.phantom import write_dataset
 from cinemri.physics import sense_adjoint
+from cinemri.pipeline import (AnalyzeOptions, analyze, clinical_summary, compare_with_truth, export_weights,
+                              reconstruct_case, resolve_checkpoint)
+from cinemri.pipeline.analysis import FLOAT_KEYS, SCHEMA
+from cinemri.recon.config import load_recon_config
+from cinemri.recon.inference import load_reconstructor
+from cinemri.tasks.recon.task import ReconTask
 from cinemri.train import fit, load_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.usefixtures("one_thread_module")  # see conftest.py
 
 
@@ -32,8 +34,8 @@ pytestmark = pytest.mark.usefixtures("one_thread_module")  # see conftest.py
 def setup(tmp_path_factory):
     """Two 48x48 phantom cases (6 frames, 3 slices, 2 coils, heart magnified by a 150 mm FOV), a
     seg U-Net over-fitted on the first one (so it finds the LV) and a 1-step recon cascade."""
-    from cinemri.experiments.seg_config import load_seg_config
-    from cinemri.experiments.seg_train import train
+    from cinemri.seg.config import load_seg_config
+    from cinemri.tasks.seg.task import train
 
     tmp = tmp_path_factory.mktemp("analysis")
     root = tmp / "phantom"
@@ -242,7 +244,7 @@ def test_export_weights_is_smaller_and_predicts_the_same(setup, tmp_path):
 
 
 def test_export_sets_test_time_defaults_of_a_segmenter(setup, tmp_path):
-    from cinemri.experiments.seg_infer import load_segmenter
+    from cinemri.seg.inference import load_segmenter
 
     out = export_weights(setup["seg"], tmp_path / "seg.pt", half=True,
                          eval_overrides=["eval.flip_tta=true", "eval.postprocess=true"])
@@ -257,7 +259,7 @@ def test_export_sets_test_time_defaults_of_a_segmenter(setup, tmp_path):
 
 
 def test_resolve_checkpoint(monkeypatch, tmp_path):
-    import cinemri.analysis.weights as weights
+    import cinemri.pipeline.weights as weights
 
     assert resolve_checkpoint(tmp_path / "given.pt", "seg") == tmp_path / "given.pt"
     monkeypatch.setattr(weights, "WEIGHTS_DIR", tmp_path)
@@ -270,8 +272,8 @@ def test_resolve_checkpoint(monkeypatch, tmp_path):
 
 
 def test_bundled_weights_ship_small_and_load_offline():
-    from cinemri.analysis import bundled_path
-    from cinemri.experiments.seg_infer import load_segmenter
+    from cinemri.pipeline import bundled_path
+    from cinemri.seg.inference import load_segmenter
 
     recon_path, seg_path = bundled_path("recon"), bundled_path("seg")
     assert recon_path.stat().st_size < 8e6 and seg_path.stat().st_size < 10e6  # "a few MB" (seg: fp16)
@@ -338,8 +340,8 @@ def test_early_errors_leave_no_folder_behind(tmp_path):
 
 
 def _fake_segmenter(monkeypatch, labels_of):
-    import cinemri.analysis.pipeline as pipeline
-    from cinemri.experiments.seg_infer import Segmentation
+    import cinemri.pipeline.analysis as pipeline
+    from cinemri.seg.inference import Segmentation
 
     monkeypatch.setattr(pipeline, "load_segmenter", lambda path, device: (None, None))
     monkeypatch.setattr(pipeline, "segment", lambda case, model, cfg, options: (
@@ -358,7 +360,7 @@ def _disc_segmentation(shape) -> np.ndarray:
 
 
 def test_no_heart_found_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
-    from cinemri.analysis.pipeline import NoHeartFoundError
+    from cinemri.pipeline.analysis import NoHeartFoundError
 
     case = _still_images_case(tmp_path)
     _fake_segmenter(monkeypatch, lambda shape: np.zeros(shape, np.uint8))
@@ -438,7 +440,7 @@ def _untrained_checkpoint(path: Path, model: torch.nn.Module, name: str, args: d
 
 def _recon_checkpoint(path: Path, data_overrides: list[str]) -> Path:
     """An untrained tiny cascade whose checkpoint records ``data_overrides`` as its training masks."""
-    from cinemri.experiments.recon import MODEL_NAME
+    from cinemri.recon.config import MODEL_NAME
     from cinemri.recon import build_reconstructor
 
     cfg = load_recon_config(ROOT / "configs/recon/tiny.yaml", data_overrides)
@@ -451,7 +453,7 @@ def _recon_checkpoint(path: Path, data_overrides: list[str]) -> Path:
 def equispaced_r8(tmp_path_factory):
     """(a 32 x 64 phantom case file, a checkpoint trained on equispaced R = 8 masks with 4 centre
     lines, an untrained tiny segmenter)."""
-    from cinemri.experiments.seg_config import load_seg_config
+    from cinemri.seg.config import load_seg_config
     from cinemri.io import write_case
     from cinemri.phantom import generate_case
     from cinemri.seg.models import build_segmenter
@@ -485,8 +487,8 @@ def test_reconstruct_case_takes_the_mask_settings_of_the_checkpoint(equispaced_r
 
 def test_analyze_and_recon_predict_undersample_with_the_checkpoints_masks(equispaced_r8, tmp_path, monkeypatch):
     """analyze without --acceleration reconstructs at the checkpoint's R = 8 (it used 5 whatever the model)."""
-    from cinemri.analysis import pipeline
-    from cinemri.experiments import recon_eval
+    from cinemri.pipeline import analysis as pipeline
+    from cinemri.recon import inference
 
     path, ckpt, seg = equispaced_r8
     assert AnalyzeOptions().acceleration is None and AnalyzeOptions().pattern is None
@@ -502,8 +504,8 @@ def test_analyze_and_recon_predict_undersample_with_the_checkpoints_masks(equisp
                      "--out", str(tmp_path / "a"), *argv]) == 2
         assert seen[-1].mask["acceleration"] == expected and seen[-1].mask["pattern"] == "equispaced"
     # recon predict: the same rule, from the same function
-    options = recon_eval.acquisition_options(load_reconstructor(ckpt).config.data, 8.0)
+    options = inference.acquisition_options(load_reconstructor(ckpt).config.data, 8.0)
     assert (options.pattern, options.center_lines, options.crop) == ("equispaced", 4, None)
-    predicted = recon_eval.inference_samples(read_case(path), options)
+    predicted = inference.inference_samples(read_case(path), options)
     assert np.array_equal(np.stack([s.mask[0, :, 0, :].numpy() for s in predicted]),
                           reconstruct_case(read_case(path), "zero_filled", recon=load_reconstructor(ckpt)).masks)

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from cinemri.analysis import study
-from cinemri.analysis.study import FULLY_SAMPLED, StudyOptions, acceleration_study, central_slices
+from cinemri.pipeline import study
+from cinemri.pipeline.study import FULLY_SAMPLED, StudyOptions, acceleration_study, central_slices
 from cinemri.case import Case
 from cinemri.cli import study_command
-from cinemri.experiments.recon import MODEL_NAME, load_recon_config
-from cinemri.experiments.seg_config import load_seg_config
+from cinemri.recon.config import MODEL_NAME, load_recon_config
+from cinemri.seg.config import load_seg_config
 from cinemri.io import read_case
 from cinemri.phantom import write_dataset
 from cinemri.recon import build_reconstructor
@@ -24,7 +24,7 @@ from cinemri.seg.models import build_segmenter
 from cinemri.train import config_to_dict, save_checkpoint
 from cinemri.train.checkpoint import FORMAT, FORMAT_VERSION
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ACCELERATIONS = (2.0, 4.0, 8.0, 16.0)  # W = 64 with 8 centre lines: R = 16 leaves 4 lines, too few -> failure
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")  # see conftest.py
@@ -134,7 +134,7 @@ def oracle_study(phantom, checkpoints, tmp_path_factory):
     (root / "broken.h5").write_bytes(b"not an HDF5 file")
     (root / "split.json").write_text(json.dumps({"test": [*names, "broken"]}))
 
-    from cinemri.experiments.seg_infer import Segmentation
+    from cinemri.seg.inference import Segmentation
 
     def oracle(case, model, cfg, options):  # what segment() returns: (Segmentation, seconds)
         labels = case.labels.copy() if case.name == names[0] else np.zeros_like(case.labels)

@@ -22,7 +22,7 @@ from cinemri.report._display import (
     window,
 )
 
-ACDC = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "acdc" / "training" / "patient001"
+ACDC = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "acdc" / "training" / "patient001"
 
 
 def synthetic_case(s=6, t=8, h=48, w=40, spacing=(8.0, 1.8, 1.5), labelled=None, ed=0, es=3,

@@ -195,14 +195,14 @@ def test_val_every_and_missing_val_dataset(tmp_path):
 
 
 def test_divergence_is_one_line_from_the_command_naming_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
-    import cinemri.experiments as experiments
+    import cinemri.tasks.recon.task as recon_task
     from cinemri.cli import main
     from cinemri.errors import RunStopped
 
     def diverging_train(*args, **kwargs):
         fit(ExplodingTask(train_size=16, val_size=4, explode_at_call=10), config(tmp_path, epochs=4))
 
-    monkeypatch.setattr(experiments, "train", diverging_train)
+    monkeypatch.setattr(recon_task, "train", diverging_train)
     assert issubclass(TrainingDivergedError, RunStopped)
     assert main(["recon", "train", "--config", "unused.yaml"]) == 1  # not a traceback
     err = capsys.readouterr().err.strip()

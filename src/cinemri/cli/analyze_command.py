@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def register(subparsers, formatter) -> None:
-    from cinemri.analysis import AnalyzeOptions
+    from cinemri.pipeline import AnalyzeOptions
 
     defaults = AnalyzeOptions()
     p = subparsers.add_parser(
@@ -61,7 +61,7 @@ def register(subparsers, formatter) -> None:
 
 
 def _run_analyze(args) -> None:
-    from cinemri.analysis import AnalyzeOptions, analyze
+    from cinemri.pipeline import AnalyzeOptions, analyze
 
     options = AnalyzeOptions(recon_method=args.recon_method, acceleration=args.acceleration,
                              undersample=not args.no_undersample, seed=args.seed,
@@ -117,7 +117,7 @@ def summary_text(results: dict, out: Path) -> str:
 
 
 def _run_export(args) -> None:
-    from cinemri.analysis import export_weights
+    from cinemri.pipeline import export_weights
 
     path = export_weights(args.checkpoint, args.out, half=args.fp16, eval_overrides=args.overrides)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")

@@ -29,7 +29,7 @@ def register(subparsers, formatter) -> None:
 
 
 def _run_demo(args) -> None:
-    from cinemri.analysis import AnalyzeOptions, analyze
+    from cinemri.pipeline import AnalyzeOptions, analyze
     from cinemri.cli.analyze_command import summary_text
     from cinemri.phantom import write_dataset
 

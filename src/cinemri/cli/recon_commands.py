@@ -1,4 +1,5 @@
-"""`cinemri recon train | eval | predict | ablate`: thin wrappers of cinemri.experiments."""
+"""`cinemri recon train | eval | predict | ablate`: thin wrappers of cinemri.tasks.recon and
+cinemri.pipeline.predict."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from cinemri.cli.options import add_config_flags, add_dataclass_flags, collect_d
 
 
 def register(subparsers, formatter) -> None:
-    from cinemri.experiments import EvalOptions
+    from cinemri.tasks.recon.evaluate import EvalOptions
 
     group = subparsers.add_parser("recon", formatter_class=formatter, help="train, evaluate and apply reconstruction models",
                                   description="Dynamic (cine) reconstruction from undersampled k-space.")
@@ -88,7 +89,7 @@ def register(subparsers, formatter) -> None:
 
 
 def _run_train(args) -> None:
-    from cinemri.experiments import train
+    from cinemri.tasks.recon.task import train
 
     overrides = list(args.overrides)
     if args.data:
@@ -107,7 +108,7 @@ def _fmt(summary: dict) -> str:
 
 
 def _run_eval(args) -> None:
-    from cinemri.experiments import EvalOptions, evaluate
+    from cinemri.tasks.recon.evaluate import EvalOptions, evaluate
 
     options = EvalOptions(**collect_dataclass_flags(args, EvalOptions))
     result = evaluate(args.checkpoint, args.data if len(args.data) > 1 else args.data[0], out_dir=args.out,
@@ -124,17 +125,16 @@ def _run_eval(args) -> None:
 
 
 def _run_predict(args) -> None:
-    from cinemri.experiments import predict
-
-    from cinemri.analysis.weights import resolve_checkpoint
+    from cinemri.pipeline.predict import predict_recon
+    from cinemri.pipeline.weights import resolve_checkpoint
 
     checkpoint = resolve_checkpoint(args.checkpoint, "recon")
-    print(predict(args.input, checkpoint, args.out, acceleration=args.acceleration, mask_path=args.mask,
-                  name=args.name))
+    print(predict_recon(args.input, checkpoint, args.out, acceleration=args.acceleration, mask_path=args.mask,
+                        name=args.name))
 
 
 def _run_ablate(args) -> None:
-    from cinemri.experiments import ablate
+    from cinemri.tasks.recon.ablation import ablate
 
     result = ablate(args.config, args.out, args.overrides)
     print(Path(result["table"]).read_text())

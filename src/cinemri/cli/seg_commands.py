@@ -96,7 +96,7 @@ def _test_time(args) -> dict:
 
 
 def _run_train(args) -> None:
-    from cinemri.experiments.seg_train import train_from_files
+    from cinemri.tasks.seg.task import train_from_files
 
     overrides = list(args.overrides)
     if args.data:
@@ -107,9 +107,10 @@ def _run_train(args) -> None:
 
 
 def _run_eval(args) -> None:
-    from cinemri.experiments.seg_eval import evaluate
+    from cinemri.pipeline.weights import resolve_checkpoint
+    from cinemri.tasks.seg.evaluate import evaluate
 
-    summary = evaluate(args.checkpoint, args.data, split=args.split, out_dir=args.out, json_path=args.json,
+    summary = evaluate(resolve_checkpoint(args.checkpoint, "seg"), args.data, split=args.split, out_dir=args.out, json_path=args.json,
                        test_time=_test_time(args), device=args.device, max_cases=args.max_cases)
     for phase in ("ed", "es"):
         scores = summary["phases"][phase]
@@ -120,21 +121,21 @@ def _run_eval(args) -> None:
 
 
 def _run_predict(args) -> None:
-    from cinemri.experiments.seg_predict import predict
+    from cinemri.pipeline.predict import predict_seg
 
-    for path in predict(args.input, args.checkpoint, args.out, test_time=_test_time(args), device=args.device):
+    for path in predict_seg(args.input, args.checkpoint, args.out, test_time=_test_time(args), device=args.device):
         print(path)
 
 
 def _run_ablate(args) -> None:
-    from cinemri.experiments.seg_ablate import ablate
+    from cinemri.tasks.seg.ablation import ablate
 
     table = ablate(args.config, args.out, args.overrides)
     print(table)
 
 
 def _run_grad(args) -> None:
-    from cinemri.experiments.seg_grad import grad_analysis
+    from cinemri.tasks.seg.grad import grad_analysis
     from cinemri.files import json_text
 
     numbers = grad_analysis(args.config, args.out, args.overrides)

@@ -1,4 +1,4 @@
-"""`cinemri study acceleration`: a thin wrapper of cinemri.analysis.study."""
+"""`cinemri study acceleration`: a thin wrapper of cinemri.pipeline.study."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from cinemri.cli.options import add_dataclass_flags, collect_dataclass_flags
 
 
 def register(subparsers, formatter) -> None:
-    from cinemri.analysis.reconstruct import METHODS
-    from cinemri.analysis.study import StudyOptions
+    from cinemri.pipeline.reconstruct import METHODS
+    from cinemri.pipeline.study import StudyOptions
 
     group = subparsers.add_parser("study", formatter_class=formatter, help="task-based evaluation studies",
                                   description="Studies that follow a change through to the clinical numbers.")
@@ -52,7 +52,7 @@ def register(subparsers, formatter) -> None:
 
 def options_from_args(args):
     """The :class:`StudyOptions` of the flags the user gave (the dataclass's defaults otherwise)."""
-    from cinemri.analysis.study import StudyOptions
+    from cinemri.pipeline.study import StudyOptions
 
     given = collect_dataclass_flags(args, StudyOptions)
     for name in ("accelerations", "methods"):
@@ -62,7 +62,7 @@ def options_from_args(args):
 
 
 def _run_acceleration(args) -> None:
-    from cinemri.analysis.study import acceleration_study
+    from cinemri.pipeline.study import acceleration_study
 
     result = acceleration_study(args.data, args.out, recon_checkpoint=args.recon_checkpoint,
                                 seg_checkpoint=args.seg_checkpoint, options=options_from_args(args),

@@ -51,6 +51,15 @@ def detect_format(path: str | os.PathLike) -> str:
                      "an ACDC patient folder, an M&Ms case, a DICOM cine folder or a NIfTI cine)")
 
 
+def is_case_path(path: str | os.PathLike) -> bool:
+    """True when :func:`detect_format` recognises ``path`` as a case."""
+    try:
+        detect_format(path)
+    except ValueError:
+        return False
+    return True
+
+
 def read_any(path: str | os.PathLike) -> Case:
     """Read a case in any supported format (see :func:`detect_format`).
 

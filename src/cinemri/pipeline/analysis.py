@@ -2,7 +2,7 @@
 
 Steps (each its own function, so the acceleration study reuses them):
 
-1. :func:`cinemri.analysis.reconstruct.reconstruct_case` -- the cine images;
+1. :func:`cinemri.pipeline.reconstruct.reconstruct_case` -- the cine images;
 2. :func:`segment` -- labels of every slice and frame with a segmentation checkpoint;
 3. :func:`clinical_summary` -- volume curves, ED/ES (the file's when it has them, else
    detected from the LV curve), EDV/ESV/SV/EF and LV mass, with warnings for results that
@@ -28,18 +28,19 @@ import numpy as np
 import torch
 
 from cinemri import __version__
-from cinemri.analysis.reconstruct import Reconstruction, is_undersampled, reconstruct_case, with_image
-from cinemri.analysis.weights import resolve_checkpoint
 from cinemri.case import Case
 from cinemri.clinical import INDEX_KEYS, compute_indices, detect_ed_es, volume_curves_ml
-from cinemri.experiments.recon import load_reconstructor
-from cinemri.experiments.seg_infer import Segmentation, load_segmenter, read_input, segment_case, test_time_options
 from cinemri.files import StagedOutputDir, check_output_dir, json_safe, write_json  # write_json: re-exported
+from cinemri.io import read_any
 from cinemri.labels import LV, MYO, STRUCTURES
 from cinemri.metrics import nmse, psnr, segmentation_scores, ssim
+from cinemri.pipeline.reconstruct import Reconstruction, reconstruct_case, with_image
+from cinemri.pipeline.weights import resolve_checkpoint
 from cinemri.plausibility import check_confidence, check_enclosure, check_indices, check_myocardium
 from cinemri.recon import CSOptions
+from cinemri.recon.inference import is_undersampled, load_reconstructor
 from cinemri.report.html import SCHEMA_ID as SCHEMA
+from cinemri.seg.inference import Segmentation, load_segmenter, segment_case, test_time_options
 
 FLOAT_KEYS = ("lv_edv_ml", "lv_esv_ml", "lv_sv_ml", "lv_ef_pct", "rv_edv_ml", "rv_esv_ml", "rv_sv_ml",
               "rv_ef_pct", "lv_mass_g")
@@ -53,7 +54,8 @@ class AnalyzeOptions:
     seed/pattern: how a fully sampled input is undersampled first (seeded per case and
     slice); acceleration and pattern None (the default): the reconstruction checkpoint's
     own (its ``data`` section, with its centre lines: the masks the model was trained on;
-    see :func:`~cinemri.analysis.reconstruct.reconstruct_case`); cs_iters: iterations of the CS baseline; flip_tta/postprocess/largest_component:
+    see :func:`~cinemri.pipeline.reconstruct.reconstruct_case`); cs_iters: iterations of the CS
+    baseline; flip_tta/postprocess/largest_component:
     test-time options of the segmentation (None: the checkpoint's ``eval`` section);
     device: "cpu" or "cuda".
     """
@@ -241,7 +243,7 @@ def analyze(input_path: str | os.PathLike, out_dir: str | os.PathLike, *,
 
     input_path: a cinemri case (.h5), a CMRxRecon .mat, an ACDC patient folder, an M&Ms
     case, a DICOM cine folder or a NIfTI cine. Checkpoints default to the bundled phantom
-    weights (:mod:`cinemri.analysis.weights`). Returns the results dict (also in results.json).
+    weights (:mod:`cinemri.pipeline.weights`). Returns the results dict (also in results.json).
     progress: called with one line per step (and per reconstructed slice), for a log; None: silent.
 
     Order: ``out_dir`` is checked first (not a file, writable:
@@ -265,7 +267,7 @@ def analyze(input_path: str | os.PathLike, out_dir: str | os.PathLike, *,
             progress(message)
 
     out = check_output_dir(out_dir)
-    case = read_input(input_path)
+    case = read_any(input_path)
     if case.num_frames < 2:
         raise ValueError(f"{input_path}: {case.num_frames} frame(s); ED and ES need a cine of at least 2 frames")
     kind = input_kind(case)

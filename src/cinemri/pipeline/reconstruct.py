@@ -9,8 +9,8 @@ cine that segmentation sees:
   ``undersample`` is False, in which case the fully sampled image is used as it is. The
   mask's acceleration, pattern and centre lines are the reconstruction checkpoint's own
   (its ``data`` section: the masks the model was trained on), each replaced only when given;
-  without a checkpoint, those of :class:`~cinemri.experiments.recon.ReconDataSection`'s
-  defaults (:func:`~cinemri.experiments.recon_eval.acquisition_options`, the one rule that
+  without a checkpoint, those of :class:`~cinemri.recon.config.ReconDataSection`'s
+  defaults (:func:`~cinemri.recon.inference.acquisition_options`, the one rule that
   ``recon predict`` follows too);
 - images only (ACDC, M&Ms, NIfTI): used as they are (nothing to reconstruct).
 
@@ -30,11 +30,11 @@ import numpy as np
 import torch
 
 from cinemri.case import Case
-from cinemri.experiments.recon import LoadedReconstructor, ReconDataSection
-from cinemri.experiments.recon_eval import (acquisition_options, inference_samples, is_undersampled,
-                                            reconstruct_samples)
 from cinemri.masks import achieved_acceleration
 from cinemri.recon import CSOptions
+from cinemri.recon.config import ReconDataSection
+from cinemri.recon.inference import (LoadedReconstructor, acquisition_options, inference_samples, is_undersampled,
+                                     reconstruct_samples)
 
 METHODS = ("model", "cs", "zero_filled")
 Method = Literal["model", "cs", "zero_filled"]
@@ -76,7 +76,7 @@ def reconstruct_case(case: Case, method: Method = "model", *, recon: LoadedRecon
 
     acceleration, pattern, center_lines: the undersampling of a fully sampled input; None
     (the default) takes the value from ``recon``'s checkpoint (its ``data`` section), or
-    from :class:`~cinemri.experiments.recon.ReconDataSection`'s defaults without ``recon``.
+    from :class:`~cinemri.recon.config.ReconDataSection`'s defaults without ``recon``.
     seed: seed of the masks (with the case name and slice).
 
     progress: called with one line before each slice is reconstructed ("reconstructing

@@ -3,9 +3,9 @@
 For every case of a phantom split (fully sampled image + coil maps + labels + exact indices),
 every acceleration R and every reconstruction method, the case is undersampled with a mask
 seeded from (seed, case name, slice) -- so at one R every method sees the same k-space --,
-reconstructed (:func:`~cinemri.analysis.reconstruct.reconstruct_case`), segmented
-(:func:`~cinemri.analysis.pipeline.segment`) and measured against the phantom's ground truth
-(:func:`~cinemri.analysis.pipeline.clinical_summary`, :func:`~cinemri.analysis.pipeline.compare_with_truth`).
+reconstructed (:func:`~cinemri.pipeline.reconstruct.reconstruct_case`), segmented
+(:func:`~cinemri.pipeline.analysis.segment`) and measured against the phantom's ground truth
+(:func:`~cinemri.pipeline.analysis.clinical_summary`, :func:`~cinemri.pipeline.analysis.compare_with_truth`).
 One more row per case segments the fully sampled image: the error that segmentation alone causes.
 
 A case that fails for one method and R with an expected per-case error -- a ``ValueError`` (an R
@@ -36,19 +36,20 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from cinemri import __version__
-from cinemri.analysis.pipeline import AnalyzeOptions, clinical_summary, compare_with_truth, image_quality, segment
-from cinemri.analysis.reconstruct import METHODS, is_undersampled, reconstruct_case, with_image
-from cinemri.analysis.weights import resolve_checkpoint
 from cinemri.case import Case
 from cinemri.clinical import INDEX_KEYS
-from cinemri.experiments.recon import load_reconstructor, split_cases
-from cinemri.experiments.seg_infer import load_segmenter
+from cinemri.data import split_cases
 from cinemri.files import atomic_write, check_output_dir, write_json
 from cinemri.io import read_case
 from cinemri.labels import STRUCTURES
 from cinemri.masks import MaskOptions
 from cinemri.metrics.aggregate import summarize
+from cinemri.pipeline.analysis import AnalyzeOptions, clinical_summary, compare_with_truth, image_quality, segment
+from cinemri.pipeline.reconstruct import METHODS, reconstruct_case, with_image
+from cinemri.pipeline.weights import resolve_checkpoint
 from cinemri.recon import CSOptions
+from cinemri.recon.inference import is_undersampled, load_reconstructor
+from cinemri.seg.inference import load_segmenter
 
 SCHEMA = "cinemri.study.acceleration/1"
 FULLY_SAMPLED = "fully_sampled"

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from cinemri.experiments.seg_config import SegEvalSection, experiment_from_dict
+from cinemri.seg.config import SegEvalSection, experiment_from_dict
 from cinemri.train.checkpoint import load_checkpoint, save_checkpoint
 from cinemri.train.config import apply_override
 

@@ -1,5 +1,9 @@
 """Dynamic reconstruction: denoising networks, data consistency, the unrolled cascade, baselines.
 
+:mod:`cinemri.recon.config` holds the experiment a checkpoint carries and
+:mod:`cinemri.recon.inference` loads a checkpoint and reconstructs cases with its settings
+(neither is imported here: the networks load without them).
+
 Conventions (DESIGN.md): k-space (B, C, T, H, W) complex64, maps (B, C, H, W) complex64,
 mask (B, 1, T, 1, W) bool, image (B, T, H, W) complex64; networks see (B, 2, T, H, W) float
 through :mod:`cinemri.recon.channels` only.

@@ -4,4 +4,8 @@
 - ``cinemri.seg.losses``: cross-entropy, soft Dice and their scheduled combination.
 - ``cinemri.seg.schedules``: CE/Dice weight schedules (constant, linear, cosine, step, adaptive).
 - ``cinemri.seg.augment``: spatial and intensity augmentation of (image, label) batches in torch.
+- ``cinemri.seg.postprocess``: anatomical post-processing of predicted label maps.
+- ``cinemri.seg.grad_analysis``: logit and parameter gradients of the losses.
+- ``cinemri.seg.config``: the experiment a checkpoint carries (model, loss, augment, data, eval).
+- ``cinemri.seg.inference``: load a checkpoint, segment a case with its own test-time settings.
 """

@@ -1,4 +1,4 @@
-"""Configuration of segmentation experiments: the sections of ``configs/seg/*.yaml``.
+"""The segmentation experiment: the sections of ``configs/seg/*.yaml`` that a checkpoint carries.
 
 Every default lives here once; YAML only overrides, and an unknown key is an error (see
 :func:`cinemri.train.load_config`). ``SegExperiment`` = ``train`` (the engine's

@@ -10,7 +10,7 @@ w.r.t. the logits (``torch.autograd.grad``) and splits the gradient by pixel cla
   (p ~ 1/K everywhere) D_k is small and its direction is noisy.
 
 Library code only: the model and batches come from the caller (see
-cinemri.experiments.seg_grad for the config-driven run and figures).
+cinemri.tasks.seg.grad for the config-driven run and figures).
 """
 
 from __future__ import annotations

@@ -4,26 +4,26 @@ Each slice is resampled to the training spacing (no crop: the whole field of vie
 through the network (optionally with flip test-time augmentation: the mean softmax of the
 image and its H, W and H+W mirrors), and its class probabilities are mapped back to the
 original (H, W) grid (:meth:`cinemri.data.seg.SliceGrid.restore_probabilities`) before the
-argmax, so outputs keep the input's shape and affine exactly.
+argmax, so outputs keep the input's shape and affine exactly. Every test-time option defaults
+to the checkpoint's ``eval`` section (:func:`test_time_options`). ``cinemri analyze``, the
+acceleration study, ``seg predict`` and ``seg eval`` all segment through :func:`segment_case`.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields, replace
-from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import ndimage
 from torch import nn
 
 from cinemri.case import Case
 from cinemri.data.seg import SliceGrid
-from cinemri.experiments.seg_config import SegEvalSection, SegExperiment, experiment_from_dict
 from cinemri.labels import LV, MYO
+from cinemri.seg.config import SegEvalSection, SegExperiment, experiment_from_dict
 from cinemri.seg.models import build_segmenter
-from cinemri.seg.postprocess import postprocess_frames
+from cinemri.seg.postprocess import largest_components, postprocess_frames
 from cinemri.train import check_model, load_checkpoint, load_model_state
 
 
@@ -57,21 +57,6 @@ def _probabilities(model: nn.Module, images: torch.Tensor, flip_tta: bool) -> to
         probs = probs.flip(dims) if dims else probs
         total = probs if total is None else total + probs
     return total / len(flips)
-
-
-def largest_components(labels: np.ndarray, structures: tuple[int, ...] = (1, 2, 3)) -> np.ndarray:
-    """Keep only the largest face-connected component of each structure (others -> background).
-
-    labels: (S, H, W) integer -> same shape and dtype.
-    """
-    out = labels.copy()
-    for value in structures:
-        mask = labels == value
-        components, count = ndimage.label(mask)
-        if count > 1:
-            sizes = ndimage.sum_labels(mask, components, index=np.arange(1, count + 1))
-            out[mask & (components != 1 + int(np.argmax(sizes)))] = 0
-    return out
 
 
 def test_time_options(cfg: SegExperiment, **given: bool | None) -> SegEvalSection:
@@ -170,15 +155,3 @@ def segment_case(model: nn.Module, case: Case, cfg: SegExperiment, frames: list[
         for t in frames:
             out[:, t] = largest_components(out[:, t])
     return Segmentation(out, confidence_sum / foreground if foreground else float("nan"))
-
-
-def read_input(path: str | os.PathLike) -> Case:
-    """A case from any cinemri-readable input, plain NIfTI cines included (format "nifti" of
-    :func:`cinemri.io.detect_format`): the same reader as ``cinemri info`` and ``show``.
-
-    Raises:
-        ValueError: an unreadable or unsupported input (named).
-    """
-    from cinemri.io import read_any
-
-    return read_any(Path(path))

@@ -15,6 +15,8 @@ slices of a short-axis stack overlap where the heart is):
    become LV: papillary muscles and trabeculations belong to the cavity (ACDC convention).
 
 Removed pixels become background. Labels: 0 background, 1 RV, 2 MYO, 3 LV.
+:func:`largest_components` is the simpler rule (the largest component of each structure) that
+``eval.largest_component`` applies without ``eval.postprocess``.
 """
 
 from __future__ import annotations
@@ -89,4 +91,19 @@ def postprocess_frames(labels: np.ndarray, frames: list[int] | None = None, touc
     out = labels.copy()
     for t in range(labels.shape[1]) if frames is None else frames:
         out[:, t] = heart_postprocess(labels[:, t], touch_px)
+    return out
+
+
+def largest_components(labels: np.ndarray, structures: tuple[int, ...] = (1, 2, 3)) -> np.ndarray:
+    """Keep only the largest face-connected component of each structure (others -> background).
+
+    labels: (S, H, W) integer -> same shape and dtype.
+    """
+    out = labels.copy()
+    for value in structures:
+        mask = labels == value
+        components, count = ndimage.label(mask)
+        if count > 1:
+            sizes = ndimage.sum_labels(mask, components, index=np.arange(1, count + 1))
+            out[mask & (components != 1 + int(np.argmax(sizes)))] = 0
     return out

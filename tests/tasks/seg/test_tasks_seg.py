@@ -1,9 +1,11 @@
-"""Segmentation experiment layer: config, split, training, eval, predict, CLI (tiny ACDC-like data)."""
+"""Segmentation experiments: config, split, training, eval, predict, ablation, gradient analysis, CLI
+(tiny ACDC-like data)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import nibabel as nib
@@ -11,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from cinemri.experiments.seg_config import load_seg_config
-from cinemri.experiments.seg_data import discover_cases, split_cases
+from cinemri.seg.config import load_seg_config
+from cinemri.tasks.seg.data import discover_cases, split_cases
 
 REAL_ACDC = Path("/work/shared/data/acdc/training")
-TINY = Path(__file__).resolve().parents[1] / "configs" / "seg" / "tiny.yaml"
+TINY = Path(__file__).resolve().parents[3] / "configs" / "seg" / "tiny.yaml"
 GROUPS = ("NOR", "DCM", "HCM", "MINF", "RV")
 
 
@@ -73,7 +75,7 @@ def acdc(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def trained(acdc, tmp_path_factory):
     """A tiny U-Net trained for 3 short epochs; (FitResult, config)."""
-    from cinemri.experiments.seg_train import train
+    from cinemri.tasks.seg.task import train
 
     out = tmp_path_factory.mktemp("run")
     cfg = load_seg_config([TINY], [f"data.train=[{acdc}]", f"train.out_dir={out}", "train.epochs=3",
@@ -86,7 +88,7 @@ def test_bad_config_key_and_values_give_clear_errors(acdc):
         load_seg_config([TINY], ["loss.kindd=ce"])
     with pytest.raises(ValueError, match="loss.schedule must be one of"):
         load_seg_config([TINY], ["loss.schedule=exponential"])
-    from cinemri.experiments.seg_task import SegTask
+    from cinemri.tasks.seg.task import SegTask
 
     cfg = load_seg_config([TINY], [f"data.train=[{acdc}]", "model.args={widht: 8}"])
     with pytest.raises(ValueError, match=r"model.args: segmenter 'unet' takes no argument\(s\) \['widht'\]"):
@@ -127,7 +129,7 @@ def test_short_training_raises_validation_dice(trained):
 def test_task_state_restores_generator_and_schedule(acdc):
     import torch
 
-    from cinemri.experiments.seg_task import SegTask
+    from cinemri.tasks.seg.task import SegTask
 
     cfg = load_seg_config([TINY], [f"data.train=[{acdc}]", "loss.schedule=linear", "data.max_cases=2"])
     task = SegTask(cfg)
@@ -141,7 +143,7 @@ def test_task_state_restores_generator_and_schedule(acdc):
 
 
 def test_eval_perfect_predictor_scores_dice_one_and_zero_distance(trained, acdc, tmp_path, monkeypatch):
-    import cinemri.experiments.seg_eval as seg_eval
+    import cinemri.tasks.seg.evaluate as seg_eval
 
     result, _ = trained
     monkeypatch.setattr(seg_eval, "predict_case", lambda model, case, cfg, frames, **_: case.labels.copy())
@@ -205,7 +207,7 @@ def test_cli_reports_bad_checkpoint_in_one_line(tmp_path, capsys):
 
 
 def test_ablation_runs_writes_table_and_skips_finished_variants(acdc, tmp_path):
-    from cinemri.experiments.seg_ablate import ablate
+    from cinemri.tasks.seg.ablation import ablate
 
     config = tmp_path / "ablation.yaml"
     config.write_text(f"base: {TINY}\ntrain: {{epochs: 1, max_steps_per_epoch: 2}}\n"
@@ -221,7 +223,7 @@ def test_ablation_runs_writes_table_and_skips_finished_variants(acdc, tmp_path):
 
 
 def test_eval_split_test_selects_the_held_out_cases_of_split_json(tmp_path):
-    from cinemri.experiments.seg_eval import _select
+    from cinemri.tasks.seg.evaluate import _select
     from cinemri.phantom import write_dataset
 
     paths = write_dataset(tmp_path, 3, seed=1, height=32, width=32, frames=4, slices=3, coils=1, supersample=1)
@@ -236,7 +238,7 @@ def test_eval_split_test_selects_the_held_out_cases_of_split_json(tmp_path):
 
 
 def _h5_cases(folder: Path, count: int = 3) -> list[Path]:
-    from test_io_builders import make_case
+    from io_builders import make_case
 
     from cinemri.io import write_case
 
@@ -287,8 +289,8 @@ class _BrightIsLV(torch.nn.Module):
 
 def test_crop_to_heart_segments_a_training_size_window_around_an_off_centre_heart():
     from cinemri.case import Case
-    from cinemri.experiments.seg_config import SegExperiment
-    from cinemri.experiments.seg_infer import _heart_centre, segment_case, test_time_options
+    from cinemri.seg.config import SegExperiment
+    from cinemri.seg.inference import _heart_centre, segment_case, test_time_options
 
     y, x = np.mgrid[:48, :56]
     disc = np.hypot(y - 9, x - 44) < 5  # the "heart", far from the image centre (24, 28)
@@ -319,3 +321,24 @@ def test_cli_train_takes_the_data_from_the_command_line_and_prints_each_epoch(ac
     assert main([*args[:4], str(tmp_path / "nowhere"), *args[5:]]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nowhere" in err[0]
+
+
+def test_grad_analysis_runs_on_tiny_batches(tmp_path, one_thread):
+    from cinemri.cli import main
+
+    root = write_acdc_root(tmp_path / "acdc", 10)
+    code = main(["seg", "grad-analysis", "--config", str(TINY), "--out", str(tmp_path / "ga"),
+                 "--set", f"data.train=[{root}]", "--set", "analysis.batches=2", "--set", "analysis.batch_size=2",
+                 "--set", "analysis.measure_epochs=[1]", "--set", "loss.schedule=adaptive",
+                 "--set", "train.max_steps_per_epoch=2", "--set", "data.preprocess.size=[24, 24]"])
+    assert code == 0
+    numbers = json.loads((tmp_path / "ga" / "grad_analysis.json").read_text())
+    assert [p["epoch"] for p in numbers["points"]] == [0, 1]
+    first = numbers["points"][0]
+    for loss in ("ce", "dice", "combined"):
+        assert 0.0 <= first[loss]["bg_fraction_l1"] <= 1.0 and first[loss]["norm_l2"] > 0
+        assert -1.0 <= first[loss]["param"]["mean_cosine"] <= 1.0 if "param" in first[loss] else True
+    assert 0.0 < first["adaptive_target_w"] < 1.0 and not math.isnan(first["ce"]["param"]["mean_norm"])
+    assert set(numbers["schedules"]) == {"constant", "linear", "cosine", "step"}
+    for name in ("grad_background_fraction", "grad_per_class", "grad_dice_stability", "grad_schedules"):
+        assert (tmp_path / "ga" / f"{name}.png").stat().st_size > 1000

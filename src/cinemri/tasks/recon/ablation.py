@@ -9,7 +9,8 @@ budget or the data: overrides of ``train.epochs``, ``train.max_steps_per_epoch``
 ``ablation.eval_split`` from its last checkpoint; every variant's config and denoiser
 options are checked before the first one trains; ``<out>/<name>/result.json`` marks it
 done, so a rerun skips it. Zero filling and CS-TV are scored once, with the first variant's
-evaluation (same cases and masks), into ``<out>/baselines.json``.
+evaluation (same cases and masks), into ``<out>/baselines.json``. The train / done-marker /
+resume loop is :func:`cinemri.tasks.ablation.run_variants`, shared with the segmentation ablation.
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from cinemri.experiments.recon import ReconTask, load_recon_config
-from cinemri.experiments.recon_eval import EvalOptions, evaluate
 from cinemri.files import atomic_write, atomic_write_text, check_output_dir, write_json
 from cinemri.recon import build_denoiser
+from cinemri.recon.config import load_recon_config
+from cinemri.tasks.ablation import run_variants
+from cinemri.tasks.recon.evaluate import EvalOptions, evaluate
+from cinemri.tasks.recon.task import ReconTask
 from cinemri.train import fit
 
 FIXED_KEYS = ("train.epochs", "train.max_steps_per_epoch", "train.batch_size", "train.out_dir")
@@ -79,30 +82,25 @@ def ablate(files: str | os.PathLike | Sequence[str | os.PathLike], out_dir: str 
     for name, variant in config.ablation.variants.items():
         configs[name] = load_recon_config(files, [*overrides, *variant, f"train.out_dir={out / name}"])
         build_denoiser(configs[name].model.denoiser, configs[name].model.denoiser_options)
-    rows: dict[str, dict[str, Any]] = {}
     baselines_path = out / "baselines.json"
-    for name, variant in config.ablation.variants.items():
-        run_dir, cfg = out / name, configs[name]
-        done = run_dir / "result.json"
-        if done.is_file():
-            rows[name] = json.loads(done.read_text())
-            continue
-        last = run_dir / cfg.train.last_name
-        fit(ReconTask(cfg), cfg, resume=last if last.is_file() else None)
+
+    def run(name: str, cfg: Any, resume: Path | None) -> dict[str, Any]:
+        fit(ReconTask(cfg), cfg, resume=resume)
+        last = Path(cfg.train.out_dir) / cfg.train.last_name
         with_baselines = not baselines_path.is_file()
         options = EvalOptions(split=cfg.ablation.eval_split, max_cases=cfg.ablation.max_eval_cases,
                               max_slices_per_case=cfg.data.max_slices_per_case, cs=with_baselines,
                               cs_iters=cfg.ablation.cs_iters, figures=with_baselines)
-        scores = evaluate(last, cfg.data.root, out_dir=run_dir / "eval", options=options)
+        scores = evaluate(last, cfg.data.root, out_dir=Path(cfg.train.out_dir) / "eval", options=options)
         if with_baselines:
-            baselines = {k: v for k, v in scores["methods"].items() if k != "model"}
-            write_json(baselines, baselines_path)
+            write_json({k: v for k, v in scores["methods"].items() if k != "model"}, baselines_path)
         model = scores["methods"]["model"]
-        rows[name] = {"overrides": list(variant), "params": model["params"],
-                      "train_seconds": _train_seconds(run_dir / cfg.train.metrics_name),
-                      "seconds_per_slice": model["seconds_per_slice"], "summary": model["summary"],
-                      "cases": len(scores["cases"])}
-        write_json(rows[name], done)
+        return {"overrides": list(config.ablation.variants[name]), "params": model["params"],
+                "train_seconds": _train_seconds(Path(cfg.train.out_dir) / cfg.train.metrics_name),
+                "seconds_per_slice": model["seconds_per_slice"], "summary": model["summary"],
+                "cases": len(scores["cases"])}
+
+    rows = run_variants(configs, run)
     baselines = json.loads(baselines_path.read_text()) if baselines_path.is_file() else {}
     table = out / "ablation.md"
     atomic_write_text(table, markdown_table(rows, baselines, config))

@@ -1,4 +1,4 @@
-"""Evaluate a trained reconstruction model against zero filling and CS, and predict new cases.
+"""``cinemri recon eval``: a trained reconstruction model against zero filling and CS-TV.
 
 Scoring (DESIGN.md, fastMRI's convention), written into every result as ``conventions``:
 magnitude images; per case, the reference is the coil-combined fully sampled image (noise
@@ -14,23 +14,22 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 
-from cinemri.case import Case
-from cinemri.data import ReconOptions, ReconSample, center_crop_or_pad, collate_recon
-from cinemri.experiments.recon import (SliceSubset, is_case_path, load_reconstructor, make_dataset, parameter_count,
-                                       split_cases)
+from cinemri.data import ReconSample, collate_recon, split_cases
 from cinemri.files import check_output_dir, check_output_file, write_json
-from cinemri.io import read_any, read_cmrxrecon, write_case
+from cinemri.io import is_case_path
 from cinemri.metrics import MetricTable, nmse, psnr, ssim
-from cinemri.physics import CALIBRATION_LINES, estimate_coil_maps, sense_adjoint
 from cinemri.recon import CSOptions, cs_tv, zero_filled
+from cinemri.recon.inference import load_reconstructor
 from cinemri.report.recon_figures import recon_comparison_figure, recon_comparison_gif
+from cinemri.tasks.recon.data import SliceSubset, make_dataset
 
 METRICS = ("psnr", "ssim", "nmse")
 
@@ -215,148 +214,6 @@ def _figures(figure_data, out: Path, acceleration: float) -> tuple[str, str]:
     return str(fig), str(gif)
 
 
-# ----------------------------------------------------------------------------- predict
-
-
-def _read_input(path: Path, mask_path: str | os.PathLike | None) -> Case:
-    if path.suffix.lower() == ".mat":
-        return read_cmrxrecon(path, mask_path=mask_path)
-    if mask_path is not None:
-        raise ValueError(f"--mask is only for CMRxRecon .mat inputs, got {path}")
-    return read_any(path)
-
-
-def predict(input_path: str | os.PathLike, checkpoint: str | os.PathLike, out_path: str | os.PathLike,
-            acceleration: float | None = None, mask_path: str | os.PathLike | None = None,
-            name: str | None = None) -> Path:
-    """Reconstruct a case and write it as a cinemri ``.h5`` case (atomic, via write_case).
-
-    input_path: a cinemri case (.h5) or CMRxRecon ``.mat``. Undersampled k-space (a mask in
-    the file or ``mask_path``) is reconstructed as acquired, coil maps from the file or
-    estimated from its calibration lines; a fully sampled input (k-space, or image + coil
-    maps) needs ``acceleration`` and is undersampled with the checkpoint's mask settings,
-    seeded per slice. The cascade runs fully convolutionally on the whole field of view at
-    the input's size (the config's training ``data.crop`` is not applied), so the output has
-    the input's shape and spacing. The output keeps labels, spacing, ED/ES, group and indices
-    of the input, and its name unless ``name`` is given.
-
-    Raises:
-        ValueError: a bad checkpoint or input, ``acceleration`` missing for a fully sampled
-            input or given for an undersampled one.
-    """
-    input_path, out_path = Path(input_path), Path(out_path)
-    case = _read_input(input_path, mask_path)  # a bad input (or mask) is refused before the model loads
-    loaded = load_reconstructor(checkpoint)
-    if is_undersampled(case) and acceleration is not None:
-        raise ValueError(f"{input_path} is already undersampled; drop --acceleration")
-    if not is_undersampled(case) and acceleration is None:
-        raise ValueError(f"{input_path} is fully sampled; give --acceleration to undersample it")
-    samples = inference_samples(case, acquisition_options(loaded.config.data, acceleration))
-    image, _ = reconstruct_samples(samples, "model", loaded.model)  # (S, T, H, W)
-    labels = case.labels
-    if labels is not None and labels.shape[-2:] != image.shape[-2:]:
-        labels = center_crop_or_pad(labels, image.shape[-2:])
-    result = replace(case, name=name or case.name, image=image, labels=labels, kspace=None, mask=None,
-                     coil_maps=None, source=str(input_path), noise_std=0.0)
-    return write_case(result, out_path)
-
-
-def is_undersampled(case: Case) -> bool:
-    """True when the case holds k-space with a mask that leaves lines out."""
-    return case.kspace is not None and case.mask is not None and not bool(np.all(case.mask))
-
-
-def acquisition_options(data: Any, acceleration: float | None = None, *, pattern: str | None = None,
-                        center_lines: int | None = None, seed: int | None = None) -> ReconOptions:
-    """How inference undersamples a fully sampled case for a model trained with the data
-    section ``data`` (a :class:`~cinemri.experiments.recon.ReconDataSection`, read from its
-    checkpoint): fixed masks seeded from (seed, case name, slice) with the section's
-    acceleration, pattern and centre lines -- the mask distribution the model was trained on
-    -- each replaced only when given, the section's ``seed`` unless ``seed`` is given, its
-    coil simulation for magnitude images, and the whole field of view (the training crop is
-    not applied). The one place where ``cinemri analyze``, ``recon predict`` and the study
-    decide a mask.
-    """
-    options = data.options("fixed", acceleration)
-    return replace(options, crop=None, pattern=options.pattern if pattern is None else pattern,
-                   center_lines=options.center_lines if center_lines is None else center_lines,
-                   seed=options.seed if seed is None else seed)
-
-
-def inference_samples(case: Case, options: ReconOptions | None) -> list[ReconSample]:
-    """One normalised sample per slice of ``case`` for a reconstruction model: undersampled
-    k-space as acquired (:func:`undersampled_samples`; ``options`` unused), anything else
-    (fully sampled k-space, image + coil maps, magnitude images) undersampled with
-    ``options`` (:func:`acquisition_options`) as :class:`~cinemri.data.ReconDataset` does."""
-    if is_undersampled(case):
-        return undersampled_samples(case)
-    dataset = make_dataset([case], options)
-    return [dataset[i] for i in range(len(dataset))]
-
-
-@torch.no_grad()
-def reconstruct_samples(samples: Sequence[ReconSample], method: str, model: torch.nn.Module | None = None, *,
-                        cs_iters: int | None = None,
-                        progress: Callable[[str], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(image, zero-filled) of :func:`inference_samples`, each (S, T, H, W) complex64 in the
-    input's units, one slice at a time: ``method`` "model" (``model``, on its own device),
-    "cs" (:func:`cinemri.recon.cs_tv` with ``cs_iters`` iterations) or "zero_filled".
-    ``progress("reconstructing slice s/S (method)")`` before each slice (not for zero filling).
-    The one inference loop of ``cinemri analyze``, the study and ``recon predict``.
-
-    Raises:
-        ValueError: an unknown method, "model" without ``model``, "cs" without ``cs_iters``.
-    """
-    if method not in ("model", "cs", "zero_filled") or (method == "model" and model is None) \
-            or (method == "cs" and cs_iters is None):
-        raise ValueError(f"reconstruct_samples: method {method!r} needs "
-                         f"{'a model' if method == 'model' else 'cs_iters' if method == 'cs' else 'a known name'}")
-    images, zfs = [], []
-    device = next(model.parameters()).device if method == "model" else torch.device("cpu")
-    for index, sample in enumerate(samples):
-        if progress is not None and method != "zero_filled":
-            progress(f"reconstructing slice {index + 1}/{len(samples)} ({method})")
-        batch = collate_recon([sample]).to(device)
-        zf = zero_filled(batch.kspace, batch.mask, batch.maps)  # (1, T, H, W)
-        if method == "model":
-            out = model(batch.kspace, batch.mask, batch.maps)  # (1, T, H, W)
-        elif method == "cs":
-            out = cs_tv(batch.kspace, batch.mask, batch.maps, num_iters=cs_iters)  # (1, T, H, W)
-        else:
-            out = zf
-        images.append((out[0] / sample.scale).to(torch.complex64).cpu().numpy())  # (T, H, W)
-        zfs.append((zf[0] / sample.scale).to(torch.complex64).cpu().numpy())
-    return np.stack(images), np.stack(zfs)  # (S, T, H, W) each
-
-
-def undersampled_samples(case: Case) -> list[ReconSample]:
-    """Samples of an undersampled k-space case, normalised like :class:`ReconDataset`."""
-    kspace = torch.from_numpy(case.kspace)  # (S, C, T, H, W)
-    mask = torch.from_numpy(np.asarray(case.mask, dtype=bool))[None, :, None, :]  # (1, T, 1, W)
-    samples = []
-    for s in range(kspace.shape[0]):
-        k = kspace[s:s + 1] * mask  # (1, C, T, H, W)
-        if case.coil_maps is not None:
-            maps = torch.from_numpy(case.coil_maps[s:s + 1])  # (1, C, H, W)
-        else:
-            maps = estimate_coil_maps(k, center_lines=_calib_lines(case.mask))  # (1, C, H, W)
-        zf = sense_adjoint(k, maps).abs()  # (1, T, H, W)
-        p99 = float(torch.quantile(zf.flatten().float(), 0.99))
-        scale = 1.0 / p99 if p99 > 0 else 1.0
-        samples.append(ReconSample(kspace=(k[0] * scale).to(torch.complex64), mask=mask, maps=maps[0].to(torch.complex64),
-                                   target=torch.zeros_like(zf[0], dtype=torch.complex64), scale=scale,
-                                   name=case.name, slice_index=s))
-    return samples
-
-
-def _calib_lines(mask: np.ndarray, most: int = CALIBRATION_LINES) -> int:
-    """Width (<= ``most``, >= 2) of the central ky block acquired in at least one frame; mask (T, W) bool."""
-    acquired = np.asarray(mask, dtype=bool).any(axis=0)  # (W,)
-    w = acquired.shape[0]
-    width = 0
-    for n in range(1, min(most, w) + 1):
-        start = w // 2 - n // 2
-        if not acquired[start:start + n].all():
-            break
-        width = n
-    return max(width, 2)
+def parameter_count(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

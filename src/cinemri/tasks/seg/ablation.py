@@ -4,7 +4,8 @@ Every variant is the base experiment with its ``model`` section, its ``loss`` se
 ``augment.enabled`` replaced; all share ``train`` (epochs, steps per epoch, batch size, LR)
 and the data split. Each trains into ``OUT/<model>-<loss>-<aug|noaug>/`` and is scored on the
 validation cases (3D Dice per structure at ED and ES, HD95); ``result.json`` marks it done.
-A rerun skips done variants and resumes an unfinished one from its ``last.pt``.
+A rerun skips done variants and resumes an unfinished one from its ``last.pt``
+(:func:`cinemri.tasks.ablation.run_variants`, shared with the reconstruction ablation).
 Outputs: ``ablation.md`` (table), ``ablation.json``, ``ablation.png``.
 """
 
@@ -16,11 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from cinemri.experiments.seg_config import SegExperiment
-from cinemri.experiments.seg_eval import evaluate
-from cinemri.experiments.seg_train import train
 from cinemri.files import atomic_write, atomic_write_text, check_output_dir, write_json
 from cinemri.labels import STRUCTURES
+from cinemri.seg.config import SegExperiment
+from cinemri.tasks.ablation import run_variants
+from cinemri.tasks.seg.evaluate import evaluate
+from cinemri.tasks.seg.task import train
 from cinemri.train import build, config_to_dict, load_config
 
 
@@ -68,16 +70,10 @@ def ablate(files: Sequence[str], out_dir: str | Path, overrides: Sequence[str] =
     out = check_output_dir(out_dir)
     cfg = load_config(AblationExperiment, files, overrides)
     out.mkdir(parents=True, exist_ok=True)
-    results = {}
-    for label, variant in variants(cfg, out).items():
-        folder = Path(variant.train.out_dir)
-        done = folder / "result.json"
-        if done.is_file():
-            results[label] = json.loads(done.read_text())
-            continue
-        last = folder / variant.train.last_name
+
+    def run(label: str, variant: SegExperiment, resume: Path | None) -> dict[str, Any]:
         start = time.perf_counter()
-        fit_result = train(variant, resume=last if last.is_file() else None)
+        fit_result = train(variant, resume=resume)
         seconds = time.perf_counter() - start
         checkpoint = fit_result.best_checkpoint or fit_result.last_checkpoint
         summary = evaluate(checkpoint, split="val", max_cases=cfg.ablation.eval_max_cases)
@@ -86,8 +82,9 @@ def ablate(files: Sequence[str], out_dir: str | Path, overrides: Sequence[str] =
                                               "hd95_rv_mm", "hd95_myo_mm", "hd95_lv_mm")}
         row.update(params=sum(p.numel() for p in fit_result.model.parameters()), train_seconds=seconds,
                    epochs=fit_result.epochs_completed, cases=len(summary["cases"]))
-        write_json(row, done)
-        results[label] = row
+        return row
+
+    results = run_variants(variants(cfg, out), run)
     table = markdown_table(results)
     atomic_write_text(out / "ablation.md", table + "\n")
     write_json(results, out / "ablation.json")

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import h5py
 
-from cinemri.experiments.seg_config import SegDataSection
 from cinemri.io import case_header, detect_format, read_info_cfg
+from cinemri.seg.config import SegDataSection
 
 CASE_FORMATS = ("cinemri-case", "acdc", "mnms1", "mnms2")
 

@@ -11,7 +11,6 @@ standard deviation of the differences. Labels are scored on each case's original
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -19,12 +18,12 @@ from typing import Any, Mapping
 import numpy as np
 
 from cinemri.clinical import INDEX_KEYS, compute_indices
-from cinemri.experiments.seg_data import CaseRef, discover_cases, split_cases
-from cinemri.analysis.weights import resolve_checkpoint
-from cinemri.experiments.seg_infer import load_segmenter, predict_case, test_time_options
 from cinemri.files import check_output_dir, check_output_file, json_safe, write_json
 from cinemri.io import read_any
 from cinemri.metrics import MetricTable, segmentation_scores
+from cinemri.metrics.agreement import agreement
+from cinemri.seg.inference import load_segmenter, predict_case, test_time_options
+from cinemri.tasks.seg.data import CaseRef, discover_cases, split_cases
 
 SPLITS = ("val", "train", "test", "all")
 
@@ -35,19 +34,6 @@ def phase_scores(pred: np.ndarray, true: np.ndarray, spacing) -> dict[str, float
     scores = segmentation_scores(pred, true, spacing)
     scores["dice_mean"] = float(np.mean([scores["dice_rv"], scores["dice_myo"], scores["dice_lv"]]))
     return scores
-
-
-def agreement(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
-    """Agreement of paired values (n,): Pearson r, bias = mean(pred - true), sd of the
-    differences (ddof 1), mean absolute difference, n. Non-finite pairs are left out."""
-    pred, true = np.asarray(pred, np.float64), np.asarray(true, np.float64)
-    keep = np.isfinite(pred) & np.isfinite(true)
-    pred, true = pred[keep], true[keep]
-    diff = pred - true
-    r = float(np.corrcoef(pred, true)[0, 1]) if pred.size >= 2 and pred.std() > 0 and true.std() > 0 else math.nan
-    return {"n": int(pred.size), "pearson_r": r, "bias": float(diff.mean()) if diff.size else math.nan,
-            "sd": float(diff.std(ddof=1)) if diff.size >= 2 else math.nan,
-            "mae": float(np.abs(diff).mean()) if diff.size else math.nan}
 
 
 def _select(cfg, data: list[str] | None, split: str) -> list[CaseRef]:
@@ -61,11 +47,11 @@ def _select(cfg, data: list[str] | None, split: str) -> list[CaseRef]:
     return val if split == "val" else train
 
 
-def evaluate(checkpoint: str | os.PathLike | None, data: list[str] | None = None, *, split: str = "val",
+def evaluate(checkpoint: str | os.PathLike, data: list[str] | None = None, *, split: str = "val",
              out_dir: str | os.PathLike | None = None, json_path: str | os.PathLike | None = None,
              test_time: Mapping[str, bool | None] | None = None, device: str = "cpu",
              max_cases: int | None = None) -> dict[str, Any]:
-    """Score ``checkpoint`` (default: the bundled segmenter) on the ``split`` of ``data``
+    """Score ``checkpoint`` on the ``split`` of ``data``
     (default: the checkpoint's own sources).
 
     split: "val" / "train" (the checkpoint's split rule applied to ``data``), "test" (the
@@ -73,7 +59,7 @@ def evaluate(checkpoint: str | os.PathLike | None, data: list[str] | None = None
     Writes to ``out_dir`` (when given): ``per_case.csv`` (one row per case and phase),
     ``clinical.csv`` (predicted and true indices per case), ``summary.json``; and the summary
     to ``json_path``. ``test_time``: test-time options that replace the checkpoint's ``eval``
-    ones (:func:`cinemri.experiments.seg_infer.test_time_options`; None values keep them).
+    ones (:func:`cinemri.seg.inference.test_time_options`; None values keep them).
     Returns the summary: {"checkpoint", "split", "cases", "test_time", "tta", "lcc",
     "phases": {"ed"|"es"|"all": {metric: {"mean", "std", "median", "n", "n_inf"}}},
     "clinical": {index: agreement}}.
@@ -86,7 +72,6 @@ def evaluate(checkpoint: str | os.PathLike | None, data: list[str] | None = None
         check_output_dir(out_dir)  # before any work: not a file, writable
     if json_path is not None:
         check_output_file(json_path, "--json")
-    checkpoint = resolve_checkpoint(checkpoint, "seg")
     model, cfg = load_segmenter(checkpoint, device)
     options = test_time_options(cfg, **dict(test_time or {}))
     refs = _select(cfg, data, split)[:max_cases]

@@ -13,12 +13,12 @@ import numpy as np
 import torch
 
 from cinemri.data.seg import collate_seg
-from cinemri.experiments.seg_config import SegExperiment
-from cinemri.experiments.seg_task import SegTask
 from cinemri.files import check_output_dir, write_json
 from cinemri.seg.grad_analysis import consistency, gradient_split, logit_gradient, parameter_gradient
 from cinemri.seg.losses import CombinedLoss, CrossEntropyLoss, SoftDiceLoss
+from cinemri.seg.config import SegExperiment
 from cinemri.seg.schedules import SCHEDULES
+from cinemri.tasks.seg.task import SegTask
 from cinemri.train import fit, load_config, seed_everything
 
 
@@ -133,7 +133,7 @@ def grad_analysis(files: Sequence[str], out_dir: str | Path, overrides: Sequence
                "points": points, "history": history, "schedules": schedule_curves(cfg.train.epochs)}
     out.mkdir(parents=True, exist_ok=True)
     write_json(numbers, out / "grad_analysis.json")
-    from cinemri.experiments.seg_grad_figures import write_figures
+    from cinemri.tasks.seg.grad_figures import write_figures
 
     numbers["figures"] = [str(p) for p in write_figures(numbers, out)]
     return numbers

@@ -1,6 +1,6 @@
-"""The segmentation task for the training engine (:func:`cinemri.train.fit`).
+"""The segmentation task for the training engine (:func:`cinemri.train.fit`), and ``cinemri seg train``.
 
-:class:`SegTask` turns a :class:`~cinemri.experiments.seg_config.SegExperiment` into what the
+:class:`SegTask` turns a :class:`~cinemri.seg.config.SegExperiment` into what the
 engine needs: datasets (split by case), the model, the loss (with deep supervision), batch
 augmentation from a per-rank ``torch.Generator`` and the validation metrics (hard Dice per
 structure and their mean, ``val_dice_mean``, the monitored metric).
@@ -8,20 +8,24 @@ structure and their mean, ``val_dice_mean``, the monitored metric).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import os
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
 from cinemri.data.seg import InMemorySegDataset, SegBatch, SegDataset, collate_seg
-from cinemri.experiments.seg_config import SegExperiment, SegLossSection
-from cinemri.experiments.seg_data import CaseRef, split_cases
+from cinemri.files import atomic_write_text
 from cinemri.labels import STRUCTURES
 from cinemri.seg.augment import augment_batch, heart_crop
+from cinemri.seg.config import SegExperiment, SegLossSection, load_seg_config
 from cinemri.seg.losses import CombinedLoss, CrossEntropyLoss, SoftDiceLoss
 from cinemri.seg.models import build_segmenter, segmenter_arguments
 from cinemri.seg.schedules import SCHEDULES
+from cinemri.tasks.seg.data import CaseRef, split_cases
+from cinemri.train import FitResult, fit
 
 
 def build_loss(section: SegLossSection) -> nn.Module:
@@ -172,3 +176,25 @@ class SegTask:
         if int(state.get("rank", 0)) != _rank():
             draw = int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator))
             self.generator.manual_seed(draw + 1000 * _rank())
+
+
+def train(cfg: SegExperiment, *, resume: str | os.PathLike | None = None,
+          stop_after_epoch: int | None = None,
+          on_epoch_end: Callable[[Mapping[str, float]], None] | None = None) -> FitResult:
+    """Train ``cfg`` with :func:`cinemri.train.fit`; checkpoints in ``cfg.train.out_dir``
+    (best by ``train.monitor``, default ``val_dice_mean``). The split used is written to
+    ``out_dir/split.txt`` (one ``role name`` line per case)."""
+    task = SegTask(cfg)
+    out = Path(cfg.train.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [f"train {r.name}" for r in task.train_refs] + [f"val {r.name}" for r in task.val_refs]
+    atomic_write_text(out / "split.txt", "\n".join(lines) + "\n")
+    return fit(task, cfg, resume=resume, stop_after_epoch=stop_after_epoch, on_epoch_end=on_epoch_end)
+
+
+def train_from_files(files: Sequence[str], overrides: Sequence[str] = (), *,
+                     resume: str | os.PathLike | None = None,
+                     on_epoch_end: Callable[[Mapping[str, float]], None] | None = None) -> FitResult:
+    """:func:`train` of the experiment described by YAML ``files`` and ``overrides``
+    (``on_epoch_end`` gets each epoch's metrics row)."""
+    return train(load_seg_config(files, overrides), resume=resume, on_epoch_end=on_epoch_end)
