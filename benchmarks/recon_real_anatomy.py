@@ -80,7 +80,7 @@ def slice_problem(magnitude: np.ndarray, acceleration: float, seed: int, coils: 
 
 def cascade_method(checkpoint: Path):
     """The trained cascade as a (kspace, mask, maps) -> image function, p99-normalised."""
-    from cinemri.experiments.recon import load_reconstructor
+    from cinemri.recon.inference import load_reconstructor
 
     model = load_reconstructor(checkpoint).model
 
