@@ -12,7 +12,7 @@ of its own. :func:`readout_strip` gives it the usual k-space form,
 so the SENSE operator, zero filling and data consistency of the cascade run on a strip
 unchanged. Because M commutes with every operation along H, DC (hard or soft) of a strip
 equals DC of the full image restricted to those rows, and so does the zero-filled image
-(tests/test_data_strips.py checks both to rounding). Only the denoiser sees less context.
+(tests/data/test_data_strips.py checks both to rounding). Only the denoiser sees less context.
 
 :func:`readout_strip_adjoint` is E^H (rows put back, zeros elsewhere); E E^H = M.
 """
