@@ -87,7 +87,7 @@ def model_specs(quick: bool) -> dict[str, dict]:
         names = [MAIN_MODEL]
     specs = {}
     if ABLATION_CONFIG.is_file():
-        from cinemri.experiments.recon import load_recon_config
+        from cinemri.recon.config import load_recon_config
 
         variants = load_recon_config([ABLATION_CONFIG]).ablation.variants
         for name in names:
@@ -155,7 +155,7 @@ def worker(job: dict) -> dict:
     from cinemri.recon.losses import l1_loss
 
     if job["kind"] == "checkpoint":
-        from cinemri.experiments.recon import load_reconstructor
+        from cinemri.recon.inference import load_reconstructor
 
         model = load_reconstructor(job["checkpoint"]).model
     else:
@@ -265,7 +265,7 @@ def step_markdown(rows: list[dict], peak: dict) -> str:
 
 def run_step(args: argparse.Namespace, info: dict) -> None:
     """``--step``: before/after training-step recipes side by side (see the module docstring)."""
-    from cinemri.experiments.recon import load_recon_config
+    from cinemri.recon.config import load_recon_config
     from cinemri.io import write_case
     from cinemri.phantom import generate_case
 

@@ -57,7 +57,7 @@ class SpatialAttention(nn.Module):
         # The gate's convolution runs in fp32 and channels-last, whatever the autocast around it:
         # with 2 -> 1 channels and a 7x7x7 kernel, oneDNN's bf16 or standard-layout weight gradient
         # is ~3.5x slower on CPU (a quarter of a cascade step), and its bf16 channels-last weight
-        # gradient is wrong on small inputs (PyTorch 2.x; tests/test_recon_models.py checks both).
+        # gradient is wrong on small inputs (PyTorch 2.x; tests/recon/test_recon_models.py checks it).
         layout = torch.channels_last_3d if stats.ndim == 5 else torch.channels_last
         conv = F.conv3d if isinstance(self.conv, nn.Conv3d) else F.conv2d
         with torch.autocast(device_type=x.device.type, enabled=False):
