@@ -16,6 +16,7 @@ from skimage.metrics import structural_similarity as sk_ssim
 
 from cinemri.metrics import (
     MetricTable,
+    cmrxrecon_scores,
     dice,
     hausdorff,
     hd95,
@@ -120,6 +121,32 @@ def test_batched_variants_equal_per_case_loop():
     assert torch.isinf(psnr_batch(target, target)).all()
     assert float(ssim_batch(pred[:, 0], target[:, 0], data_range=2.0)[1]) == pytest.approx(
         ssim(pred[1, 0], target[1, 0], data_range=2.0), abs=1e-12)
+
+
+@pytest.mark.parametrize("crop", [True, False])
+def test_cmrxrecon_scores_match_skimage_per_frame(crop):
+    """The CMRxRecon convention, rebuilt with scikit-image: every frame divided by its own max,
+    the central H/3 x W/2 region, data range 1, means over frames."""
+    rng = np.random.default_rng(3)
+    target = rng.random((2, 3, 66, 44)) + 0.2                        # (B, T, H, W)
+    pred = (target * 1.7 + 0.05 * rng.standard_normal(target.shape)) * np.exp(1j * rng.random(target.shape))
+    psnrs, ssims, nmses = [], [], []
+    for t, p in zip(target.reshape(-1, 66, 44), np.abs(pred).reshape(-1, 66, 44)):
+        t, p = t / t.max(), p / p.max()
+        if crop:
+            t, p = t[22:44, 11:33], p[22:44, 11:33]
+        psnrs.append(sk_psnr(t, p, data_range=1))
+        ssims.append(sk_ssim(t, p, data_range=1))
+        nmses.append(((t - p) ** 2).sum() / (t ** 2).sum())
+    got = cmrxrecon_scores(torch.from_numpy(pred), torch.from_numpy(target), crop=crop)
+    assert got["psnr"] == pytest.approx(np.mean(psnrs), rel=1e-9)
+    assert got["ssim"] == pytest.approx(np.mean(ssims), rel=1e-9)
+    assert got["nmse"] == pytest.approx(np.mean(nmses), rel=1e-9)
+    # a global scale does not change the per-image normalised scores; our case-range PSNR does change
+    assert cmrxrecon_scores(torch.from_numpy(pred * 3), torch.from_numpy(target), crop=crop)["psnr"] == \
+        pytest.approx(got["psnr"], rel=1e-9)
+    with pytest.raises(ValueError, match="all zero"):
+        cmrxrecon_scores(torch.ones(2, 30, 30), torch.zeros(2, 30, 30))
 
 
 def test_image_metric_validation():

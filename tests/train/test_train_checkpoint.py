@@ -94,6 +94,19 @@ def test_wrong_model_rejected(tmp_path):
         load_model_state(TinyNet(width=6), state, path)
 
 
+def test_memory_layout_arg_does_not_block_loading(tmp_path):
+    """channels_last chooses how weights sit in memory, not what they are: a checkpoint written
+    with it loads into a model built without it, and the other way round."""
+    path = tmp_path / "last.pt"
+    state = minimal_state(TinyNet(width=4))
+    state["model_args"] = {"width": 4, "dropout": 0.0, "channels_last": True}
+    save_checkpoint(path, state)
+    check_model(load_checkpoint(path), path, "tinynet", {"width": 4, "dropout": 0.0})
+    check_model(load_checkpoint(path), path, "tinynet", {"width": 4, "dropout": 0.0, "channels_last": False})
+    with pytest.raises(ValueError, match=r"width: checkpoint 4 vs 6"):
+        check_model(load_checkpoint(path), path, "tinynet", {"width": 6, "dropout": 0.0})
+
+
 def test_rng_round_trip_survives_save_and_load(tmp_path):
     torch.manual_seed(1), np.random.seed(2), random.seed(3)
     np.random.randn()  # leaves a cached Gaussian in NumPy's state
