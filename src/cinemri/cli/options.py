@@ -71,6 +71,22 @@ def add_config_flags(parser: argparse.ArgumentParser,
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=set_help)
 
 
+def add_training_data_flag(parser: argparse.ArgumentParser, sources: str) -> None:
+    """``--data PATH...``: the training sources, replacing the config's ``data.train``."""
+    parser.add_argument("--data", nargs="+", default=None, metavar="PATH",
+                        help=f"training sources ({sources}); replaces the config's data.train")
+
+
+def overrides_with_data(args: argparse.Namespace) -> list[str]:
+    """``args.overrides`` plus ``data.train=[...]`` when ``--data`` was given."""
+    import json
+
+    overrides = list(args.overrides)
+    if args.data:
+        overrides.append("data.train=" + json.dumps([str(p) for p in args.data]))
+    return overrides
+
+
 def print_epoch(row) -> None:
     """One line per training epoch, flushed, so progress shows in logs and pipes too."""
     from cinemri.train.progress import format_metrics

@@ -3,11 +3,14 @@ cinemri.pipeline.predict."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
-from cinemri.cli.options import add_config_flags, add_dataclass_flags, collect_dataclass_flags, print_epoch
+from cinemri.cli.options import (add_config_flags, add_dataclass_flags, add_training_data_flag, collect_dataclass_flags,
+                                 overrides_with_data, print_epoch)
+
+RECON_SOURCES = ("cases, DICOM series, folders of cases, phantom folders with split.json; "
+                 "data.val_names pick the validation subjects")
 
 
 def register(subparsers, formatter) -> None:
@@ -27,9 +30,7 @@ def register(subparsers, formatter) -> None:
                "  cinemri recon train --config configs/recon/cascade_real.yaml "
                "--data /data/sunnybrook data/phantom")
     add_config_flags(p)
-    p.add_argument("--data", nargs="+", default=None, metavar="PATH",
-                   help="training sources (cases, DICOM series, folders of cases, phantom folders with split.json); "
-                        "replaces the config's data.train (data.val_names pick the validation subjects)")
+    add_training_data_flag(p, RECON_SOURCES)
     p.add_argument("--resume", type=Path, default=None, help="checkpoint to continue from (last.pt)")
     p.set_defaults(run=_run_train)
 
@@ -83,6 +84,7 @@ def register(subparsers, formatter) -> None:
                "--set train.epochs=4 --set data.max_train_cases=8")
     add_config_flags(p, "YAML files with ablation.variants",
                       "override for every variant, e.g. train.epochs=2 (repeatable)")
+    add_training_data_flag(p, RECON_SOURCES)
     p.add_argument("--out", required=True, type=Path, help="folder: one sub-folder per variant, table, plot")
     p.set_defaults(run=_run_ablate)
     group.set_defaults(run=lambda args: group.print_help())
@@ -91,10 +93,7 @@ def register(subparsers, formatter) -> None:
 def _run_train(args) -> None:
     from cinemri.tasks.recon.task import train
 
-    overrides = list(args.overrides)
-    if args.data:
-        overrides.append("data.train=" + json.dumps([str(p) for p in args.data]))
-    result = train(args.config, overrides, resume=args.resume, on_epoch_end=print_epoch)
+    result = train(args.config, overrides_with_data(args), resume=args.resume, on_epoch_end=print_epoch)
     best = f"; best {result.best_metric:.6g} at epoch {result.best_epoch}" if result.best_metric is not None else ""
     print(f"trained {result.epochs_completed} epochs ({result.global_step} steps){best}")
     print(f"last checkpoint: {result.last_checkpoint}")
@@ -136,6 +135,6 @@ def _run_predict(args) -> None:
 def _run_ablate(args) -> None:
     from cinemri.tasks.recon.ablation import ablate
 
-    result = ablate(args.config, args.out, args.overrides)
+    result = ablate(args.config, args.out, overrides_with_data(args))
     print(Path(result["table"]).read_text())
     print(f"table: {result['table']}\nplot: {result['plot']}")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from cinemri.cli.options import add_config_flags, print_epoch
+from cinemri.cli.options import add_config_flags, add_training_data_flag, overrides_with_data, print_epoch
+
+SEG_SOURCES = "ACDC root or patient folders, M&Ms cases, case .h5 files or folders"
 
 
 def register(subparsers, formatter) -> None:
@@ -21,9 +22,7 @@ def register(subparsers, formatter) -> None:
                               "--set data.train=[/data/ACDC/training]\n"
                               "  torchrun --nproc-per-node 4 -m cinemri seg train --config configs/seg/unet.yaml")
     add_config_flags(p)
-    p.add_argument("--data", nargs="+", default=None, metavar="PATH",
-                   help="training sources (ACDC root or patient folders, M&Ms cases, case .h5 files or folders); "
-                        "replaces the config's data.train")
+    add_training_data_flag(p, SEG_SOURCES)
     p.add_argument("--resume", type=Path, default=None, help="checkpoint to continue from (e.g. OUT/last.pt)")
     p.set_defaults(run=_run_train)
 
@@ -63,6 +62,7 @@ def register(subparsers, formatter) -> None:
                        epilog="example:\n"
                               "  cinemri seg ablate --config configs/seg/ablation.yaml --out runs/seg/ablation")
     add_config_flags(p)
+    add_training_data_flag(p, SEG_SOURCES)
     p.add_argument("--out", required=True, type=Path,
                    help="folder: one sub-folder per variant, ablation.md, ablation.json and the plot")
     p.set_defaults(run=_run_ablate)
@@ -98,10 +98,7 @@ def _test_time(args) -> dict:
 def _run_train(args) -> None:
     from cinemri.tasks.seg.task import train_from_files
 
-    overrides = list(args.overrides)
-    if args.data:
-        overrides.append("data.train=" + json.dumps([str(p) for p in args.data]))
-    result = train_from_files(args.config, overrides, resume=args.resume, on_epoch_end=print_epoch)
+    result = train_from_files(args.config, overrides_with_data(args), resume=args.resume, on_epoch_end=print_epoch)
     print(f"trained {result.epochs_completed} epochs; best {result.best_metric} at epoch {result.best_epoch}; "
           f"checkpoints: {result.best_checkpoint or result.last_checkpoint}")
 
@@ -130,7 +127,7 @@ def _run_predict(args) -> None:
 def _run_ablate(args) -> None:
     from cinemri.tasks.seg.ablation import ablate
 
-    table = ablate(args.config, args.out, args.overrides)
+    table = ablate(args.config, args.out, overrides_with_data(args))
     print(table)
 
 

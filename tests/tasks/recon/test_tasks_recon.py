@@ -246,6 +246,7 @@ def test_ablate_two_variants_writes_table_and_resumes(phantom, tmp_path):
     result = ablate(config, tmp_path / "abl")
     table = (tmp_path / "abl" / "ablation.md").read_text()
     assert "| l1 |" in table and "| l2 |" in table and "| zero_filled |" in table and "| cs_tv |" in table
+    assert "Same budget for every variant: 1 epochs, batch" in table
     assert (tmp_path / "abl" / "ablation.png").stat().st_size > 0
     assert result["variants"]["l1"]["params"] == result["variants"]["l2"]["params"]
     done = tmp_path / "abl" / "l2" / "result.json"
@@ -255,6 +256,9 @@ def test_ablate_two_variants_writes_table_and_resumes(phantom, tmp_path):
     text = config.read_text()
     config.write_text(text + "    longer: ['train.epochs=5']\n")
     with pytest.raises(ValueError, match="'longer'.*budget"):
+        ablate(config, tmp_path / "abl")
+    config.write_text(text + "    quicker: ['train.time_budget_min=1']\n")
+    with pytest.raises(ValueError, match="'quicker'.*budget"):
         ablate(config, tmp_path / "abl")
     config.write_text(text + "    typo: ['model.denoiser_options.bogus=1']\n")
     with pytest.raises(ValueError, match="bogus"):

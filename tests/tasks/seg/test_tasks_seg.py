@@ -214,8 +214,9 @@ def test_ablation_runs_writes_table_and_skips_finished_variants(acdc, tmp_path):
                       f"data: {{train: [{acdc}], preprocess: {{size: [24, 24]}}}}\n"
                       "ablation:\n  models: {unet: {name: unet, args: {base_width: 4, depth: 2}}}\n"
                       "  losses: {ce: {kind: ce}, dice: {kind: dice}}\n  augment: [false]\n  eval_max_cases: 2\n")
-    table = ablate([str(config)], tmp_path / "out")
+    table = ablate([str(config)], tmp_path / "out", ["train.time_budget_min=10"])
     assert "| unet-ce-noaug |" in table and "| unet-dice-noaug |" in table
+    assert "Same budget for every variant: 10 minutes of training each (at most 1 epochs)" in table
     assert (tmp_path / "out" / "ablation.png").is_file()
     done = tmp_path / "out" / "unet-ce-noaug" / "result.json"
     done.write_text(done.read_text().replace('"dice_rv"', '"dice_rv": 0.123, "old_dice_rv"'))

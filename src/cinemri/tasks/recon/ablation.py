@@ -4,7 +4,9 @@ The config's ``ablation.variants`` maps a variant name to its overrides
 (``"section.key=value"``, applied after the config files and the command-line overrides).
 Variants may change the model, the loss and the optimiser settings, never the training
 budget or the data: overrides of ``train.epochs``, ``train.max_steps_per_epoch``,
-``train.batch_size``, ``train.out_dir`` or ``data.*`` are refused. Each variant trains in
+``train.batch_size``, ``train.time_budget_min``, ``train.out_dir`` or ``data.*`` are refused.
+With ``train.time_budget_min`` every variant trains for the same wall time (each completes
+its LR schedule in it; faster variants take more steps). Each variant trains in
 ``<out>/<name>/`` (resuming from its ``last.pt`` when interrupted) and is scored on
 ``ablation.eval_split`` from its last checkpoint; every variant's config and denoiser
 options are checked before the first one trains; ``<out>/<name>/result.json`` marks it
@@ -35,7 +37,7 @@ from cinemri.tasks.recon.evaluate import EvalOptions, evaluate
 from cinemri.tasks.recon.task import ReconTask
 from cinemri.train import fit
 
-FIXED_KEYS = ("train.epochs", "train.max_steps_per_epoch", "train.batch_size", "train.out_dir")
+FIXED_KEYS = ("train.epochs", "train.max_steps_per_epoch", "train.batch_size", "train.out_dir", "train.time_budget_min")
 FIXED_SECTIONS = ("data.", "ablation.")
 _NAME = re.compile(r"[A-Za-z0-9_.+-]+")
 
@@ -128,7 +130,9 @@ def markdown_table(rows: dict[str, dict[str, Any]], baselines: dict[str, Any], c
     lines = [
         "# Reconstruction ablation",
         "",
-        f"Same budget for every variant: {t.epochs} epochs, batch {t.batch_size}, "
+        f"Same budget for every variant: "
+        f"{f'{t.time_budget_min:g} minutes of training (at most {t.epochs} epochs)' if t.time_budget_min else f'{t.epochs} epochs'}, "
+        f"batch {t.batch_size}, "
         f"max steps/epoch {t.max_steps_per_epoch or 'all'}, lr {t.lr:g}; data {d.root} "
         f"(train cases {d.max_train_cases or 'all'}, slices/case {d.max_slices_per_case or 'all'}), "
         f"R = {d.acceleration:g} {d.pattern}. Scored on split '{config.ablation.eval_split}': magnitude, "

@@ -1,8 +1,8 @@
 """``cinemri seg ablate``: models x losses x augmentation on/off with equal budgets.
 
 Every variant is the base experiment with its ``model`` section, its ``loss`` section and
-``augment.enabled`` replaced; all share ``train`` (epochs, steps per epoch, batch size, LR)
-and the data split. Each trains into ``OUT/<model>-<loss>-<aug|noaug>/`` and is scored on the
+``augment.enabled`` replaced; all share ``train`` (epochs, steps per epoch, batch size, LR,
+``time_budget_min``: equal wall time) and the data split. Each trains into ``OUT/<model>-<loss>-<aug|noaug>/`` and is scored on the
 validation cases (3D Dice per structure at ED and ES, HD95); ``result.json`` marks it done.
 A rerun skips done variants and resumes an unfinished one from its ``last.pt``
 (:func:`cinemri.tasks.ablation.run_variants`, shared with the reconstruction ablation).
@@ -85,11 +85,20 @@ def ablate(files: Sequence[str], out_dir: str | Path, overrides: Sequence[str] =
         return row
 
     results = run_variants(variants(cfg, out), run)
-    table = markdown_table(results)
+    table = budget_line(cfg) + "\n\n" + markdown_table(results)
     atomic_write_text(out / "ablation.md", table + "\n")
     write_json(results, out / "ablation.json")
     _plot(results, out / "ablation.png")
     return table
+
+
+def budget_line(cfg: AblationExperiment) -> str:
+    """The budget every variant shared, in words."""
+    t = cfg.train
+    length = (f"{t.time_budget_min:g} minutes of training each (at most {t.epochs} epochs)" if t.time_budget_min
+              else f"{t.epochs} epochs")
+    return (f"Same budget for every variant: {length}, batch {t.batch_size}, max steps/epoch "
+            f"{t.max_steps_per_epoch or 'all'}, lr {t.lr:g}; scored on the validation cases.")
 
 
 def markdown_table(results: dict[str, dict[str, Any]]) -> str:
