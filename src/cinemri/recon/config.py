@@ -162,8 +162,8 @@ class AblationSection:
     """Variants compared by ``cinemri recon ablate``: ``{name: ["section.key=value", ...]}``.
 
     Every variant trains with the same ``train`` budget and ``data`` (overrides of
-    ``train.epochs``, ``train.max_steps_per_epoch``, ``train.batch_size`` or ``data.*``
-    are refused) and is evaluated on ``eval_split`` (at most ``max_eval_cases`` cases).
+    ``train.epochs``, ``train.max_steps_per_epoch``, ``train.batch_size``,
+    ``train.time_budget_min`` or ``data.*`` are refused) and is evaluated on ``eval_split`` (at most ``max_eval_cases`` cases).
     """
 
     variants: dict[str, list[str]] = field(default_factory=dict)
