@@ -127,6 +127,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="torch and BART threads (default 2)")
     parser.add_argument("--checkpoint", type=Path, help="also run the trained cascade of this checkpoint")
     parser.add_argument("--no-bart", action="store_true", help="skip BART even when it is installed")
+    parser.add_argument("--no-cs", action="store_true",
+                        help="skip the two cs_tv rows (slow; the same slices, masks and coils give the same figures)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON output (default {DEFAULT_OUT})")
     args = parser.parse_args(argv)
     if not args.data.exists():
@@ -150,11 +152,10 @@ def main(argv: list[str] | None = None) -> None:
     if any(not 0 <= s < volume.shape[0] for s in slices):
         raise SystemExit(f"error: --slices {slices} outside 0..{volume.shape[0] - 1}")
 
-    methods = {
-        "zero-filled": zero_filled,
-        "cs_tv (temporal TV, defaults)": cs_tv,
-        f"cs_tv + spatial TV (lambda_s {args.lambda_s:g})": lambda k, m, s: cs_tv(k, m, s, lambda_s=args.lambda_s),
-    }
+    methods = {"zero-filled": zero_filled}
+    if not args.no_cs:
+        methods["cs_tv (temporal TV, defaults)"] = cs_tv
+        methods[f"cs_tv + spatial TV (lambda_s {args.lambda_s:g})"] = lambda k, m, s: cs_tv(k, m, s, lambda_s=args.lambda_s)
     bart_seconds: list[float] = []
     use_bart = bart.available() and not args.no_bart
     if use_bart:
