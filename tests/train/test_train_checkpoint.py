@@ -94,12 +94,12 @@ def test_wrong_model_rejected(tmp_path):
         load_model_state(TinyNet(width=6), state, path)
 
 
-def test_memory_layout_arg_does_not_block_loading(tmp_path):
-    """channels_last chooses how weights sit in memory, not what they are: a checkpoint written
-    with it loads into a model built without it, and the other way round."""
+def test_weight_free_args_do_not_block_loading(tmp_path):
+    """channels_last (memory layout) and init (the cascade's starting image) change how a model
+    runs, not its weights: a checkpoint written with them loads into a model built without them."""
     path = tmp_path / "last.pt"
     state = minimal_state(TinyNet(width=4))
-    state["model_args"] = {"width": 4, "dropout": 0.0, "channels_last": True}
+    state["model_args"] = {"width": 4, "dropout": 0.0, "channels_last": True, "init": "view_sharing"}
     save_checkpoint(path, state)
     check_model(load_checkpoint(path), path, "tinynet", {"width": 4, "dropout": 0.0})
     check_model(load_checkpoint(path), path, "tinynet", {"width": 4, "dropout": 0.0, "channels_last": False})

@@ -77,9 +77,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return state
 
 
-# Model args that choose how the weights are laid out in memory, not what they are: a checkpoint
-# resumes or loads whatever they were when it was written.
-LAYOUT_ARGS = frozenset({"channels_last"})
+# Model args that change how a model runs, not which weights it has: the memory layout
+# (channels_last) and the reconstruction cascade's starting image (init). A checkpoint resumes,
+# fine-tunes or loads whatever they were when it was written.
+WEIGHT_FREE_ARGS = frozenset({"channels_last", "init"})
 
 
 def check_model(state: Mapping[str, Any], path: str | Path, model_name: str,
@@ -87,7 +88,7 @@ def check_model(state: Mapping[str, Any], path: str | Path, model_name: str,
     """Raise ValueError naming ``path`` if the checkpoint was written for another model."""
     if state["model_name"] != model_name:
         raise ValueError(f"checkpoint {path} holds model {state['model_name']!r}, expected {model_name!r}")
-    saved, wanted = (({k: v for k, v in args.items() if k not in LAYOUT_ARGS})
+    saved, wanted = (({k: v for k, v in args.items() if k not in WEIGHT_FREE_ARGS})
                      for args in (dict(state["model_args"]), to_plain(dict(model_args))))
     if saved != wanted:
         diff = sorted(k for k in set(saved) | set(wanted) if saved.get(k, "<absent>") != wanted.get(k, "<absent>"))
