@@ -21,7 +21,8 @@ BART ``pics -S -R T:1024:0:0.01 -i 50 -p <mask>`` when ``bart`` is on PATH (k-sp
 as BART's [x, y, z, coil, ..., time at dim 10], so T:1024 is TV along time; ``-S`` returns
 the image in the input's units instead of pics' internal scale, which the PSNR needs and
 which does not change the solution; its zero-filled image is checked against ours first);
-the trained cascade of ``--checkpoint`` (k-space divided by the 99th percentile of the
+the trained cascade of ``--checkpoint``, in fp32 and with its denoisers under bf16 autocast
+(k-space divided by the 99th percentile of the
 zero-filled magnitude as ``ReconDataset`` does, the output multiplied back).
 
 Metrics (cinemri.metrics): PSNR and SSIM of magnitudes against the fully sampled magnitude,
@@ -78,8 +79,9 @@ def slice_problem(magnitude: np.ndarray, acceleration: float, seed: int, coils: 
     return kspace, mask, maps
 
 
-def cascade_method(checkpoint: Path):
-    """The trained cascade as a (kspace, mask, maps) -> image function, p99-normalised."""
+def cascade_method(checkpoint: Path, bf16: bool = False):
+    """The trained cascade as a (kspace, mask, maps) -> image function, p99-normalised; with
+    ``bf16`` its denoisers run under bf16 autocast (DC and FFTs stay fp32, as in training)."""
     from cinemri.recon.inference import load_reconstructor
 
     model = load_reconstructor(checkpoint).model
@@ -88,7 +90,8 @@ def cascade_method(checkpoint: Path):
     def run(kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
         p99 = float(torch.quantile(sense_adjoint(kspace, maps, mask).abs().flatten(), 0.99))
         scale = 1.0 / p99 if p99 > 0 else 1.0
-        return model(kspace * scale, mask, maps) / scale
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            return model(kspace * scale, mask, maps).to(torch.complex64) / scale
 
     return run
 
@@ -162,6 +165,7 @@ def main(argv: list[str] | None = None) -> None:
         methods["BART pics -R T:1024:0:0.01 -i 50"], bart_seconds = bart_method(args.threads)
     if args.checkpoint is not None:
         methods[f"trained cascade ({args.checkpoint.name})"] = cascade_method(args.checkpoint)
+        methods[f"trained cascade ({args.checkpoint.name}), bf16"] = cascade_method(args.checkpoint, bf16=True)
 
     per_slice: dict[str, list[dict]] = {name: [] for name in methods}
     layout_check = []

@@ -64,7 +64,7 @@ def predict_recon(input_path: str | os.PathLike, checkpoint: str | os.PathLike, 
     if not is_undersampled(case) and acceleration is None:
         raise ValueError(f"{input_path} is fully sampled; give --acceleration to undersample it")
     samples = inference_samples(case, acquisition_options(loaded.config.data, acceleration))
-    image, _ = reconstruct_samples(samples, "model", loaded.model)  # (S, T, H, W)
+    image, _ = reconstruct_samples(samples, "model", loaded.model, autocast=loaded.autocast)  # (S, T, H, W)
     labels = case.labels
     if labels is not None and labels.shape[-2:] != image.shape[-2:]:
         labels = center_crop_or_pad(labels, image.shape[-2:])

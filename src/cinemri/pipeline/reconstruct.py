@@ -120,7 +120,8 @@ def reconstruct_case(case: Case, method: Method = "model", *, recon: LoadedRecon
             return Reconstruction(image=reference, reference=reference, zero_filled=reference, masks=None,
                                   method="fully_sampled", acceleration=1.0, seconds=time.perf_counter() - start)
     image, zf = reconstruct_samples(samples, method, recon.model if method == "model" else None,
-                                    cs_iters=cs_iters, progress=progress)
+                                    cs_iters=cs_iters, autocast=recon.autocast if method == "model" else None,
+                                    progress=progress)
     achieved = float(np.mean([achieved_acceleration(torch.from_numpy(m)) for m in masks]))
     return Reconstruction(image=image, reference=reference, zero_filled=zf, masks=masks, method=method,
                           acceleration=achieved, seconds=time.perf_counter() - start, mask=mask)

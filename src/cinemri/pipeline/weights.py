@@ -1,10 +1,11 @@
 """Bundled weights: small checkpoints that ship with the package, so that ``cinemri analyze``
 works offline without training first.
 
-They live in ``cinemri/weights/`` (package data): the reconstruction cascade trained on phantom
-k-space (``make weights``) and the default segmenter trained on real ACDC cine plus phantom
+They live in ``cinemri/weights/`` (package data): the reconstruction cascade trained on real
+Sunnybrook cine plus phantom k-space (``make weights SUNNYBROOK=...``, configs/recon/cascade_real.yaml
+then cascade_real_vs.yaml) and the default segmenter trained on real ACDC cine plus phantom
 images (``make weights-seg ACDC=...``, configs/seg/default.yaml), then :func:`export_weights`
-(the segmenter in fp16: half the size, the same labels).
+(both in fp16: half the size, the same images and labels within bf16/fp16 rounding).
 An exported file is an ordinary cinemri checkpoint without the optimizer state: it loads
 with ``torch.load(weights_only=True)`` everywhere a checkpoint is read, and can start a
 fine-tuning run (``train.init_from``), but not resume one.
@@ -23,7 +24,7 @@ from cinemri.train.checkpoint import load_checkpoint, save_checkpoint
 from cinemri.train.config import apply_override
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-BUNDLED = {"recon": "recon_phantom.pt", "seg": "seg_default.pt"}
+BUNDLED = {"recon": "recon_default.pt", "seg": "seg_default.pt"}
 
 
 def bundled_path(kind: str) -> Path:
@@ -43,8 +44,8 @@ def resolve_checkpoint(path: str | os.PathLike | None, kind: str) -> Path:
         return Path(path)
     bundled = bundled_path(kind)
     if not bundled.is_file():
-        raise ValueError(f"no bundled {kind} weights at {bundled}; run `make weights` or pass "
-                         f"--{kind}-checkpoint")
+        how = "make weights SUNNYBROOK=..." if kind == "recon" else "make weights-seg ACDC=..."
+        raise ValueError(f"no bundled {kind} weights at {bundled}; run `{how}` or pass --{kind}-checkpoint")
     return bundled
 
 

@@ -128,7 +128,14 @@ def evaluate(checkpoint: str | os.PathLike, data: str | os.PathLike | Sequence[s
     model, data_cfg = loaded.model, loaded.config.data
     files = resolve_data(data, options.split, options.max_cases)
     recon_opts = data_cfg.options("fixed", options.acceleration)
-    methods = {"model": lambda b: model(b.kspace, b.mask, b.maps),
+    amp = loaded.autocast  # the precision inference runs in (LoadedReconstructor.autocast)
+
+    def run_model(b: Any) -> torch.Tensor:
+        with torch.autocast(next(model.parameters()).device.type, dtype=amp or torch.float32,
+                            enabled=amp is not None):
+            return model(b.kspace, b.mask, b.maps)
+
+    methods = {"model": run_model,
                "zero_filled": lambda b: zero_filled(b.kspace, b.mask, b.maps)}
     if options.cs:
         methods["cs_tv"] = lambda b: cs_tv(b.kspace, b.mask, b.maps, lambda_t=options.cs_lambda_t,
