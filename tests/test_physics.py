@@ -281,3 +281,13 @@ def test_real_cmrxrecon_kspace_is_centred_as_fft2c_assumes():
     middle = image[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4].mean()
     border = torch.cat([image[: h // 10].flatten(), image[-h // 10 :].flatten()]).mean()
     assert middle > 10 * border
+
+
+def test_centered_fft_made_under_inference_mode_still_trains():
+    """The even-size shift factors are cached per size; a first call inside inference_mode must
+    not leave inference tensors that a later training step cannot save for backward."""
+    with torch.inference_mode():
+        fft2c(torch.randn(2, 10, 6, dtype=torch.complex64))
+    x = torch.randn(2, 10, 6, dtype=torch.complex64, requires_grad=True)
+    ifft2c(fft2c(x)).real.sum().backward()
+    assert torch.allclose(x.grad, torch.ones_like(x.grad))

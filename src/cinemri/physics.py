@@ -8,6 +8,7 @@ W phase encode).
 
 from __future__ import annotations
 
+import functools
 from numbers import Integral, Real
 
 import numpy as np
@@ -28,12 +29,7 @@ def fft2c(x: Tensor) -> Tensor:
 
     x: (..., H, W) complex  ->  (..., H, W) complex k-space with DC at the centre.
     """
-    factors = _centering(x)
-    if factors is None:
-        x = torch.fft.ifftshift(x, dim=_SPATIAL)
-        return torch.fft.fftshift(torch.fft.fft2(x, dim=_SPATIAL, norm="ortho"), dim=_SPATIAL)
-    before, after = factors
-    return torch.fft.fft2(x * before, dim=_SPATIAL, norm="ortho") * after
+    return _centered(x, torch.fft.fft2)
 
 
 def ifft2c(k: Tensor) -> Tensor:
@@ -41,29 +37,35 @@ def ifft2c(k: Tensor) -> Tensor:
 
     k: (..., H, W) complex  ->  (..., H, W) complex image.
     """
-    factors = _centering(k)
-    if factors is None:
-        k = torch.fft.ifftshift(k, dim=_SPATIAL)
-        return torch.fft.fftshift(torch.fft.ifft2(k, dim=_SPATIAL, norm="ortho"), dim=_SPATIAL)
-    before, after = factors
-    return torch.fft.ifft2(k * before, dim=_SPATIAL, norm="ortho") * after
+    return _centered(k, torch.fft.ifft2)
 
 
-def _centering(x: Tensor) -> tuple[Tensor, Tensor] | None:
-    """The shifts of a centered FFT as two modulations, for even H and W (None otherwise).
+def _centered(x: Tensor, transform) -> Tensor:
+    """``fftshift(transform(ifftshift(x)))`` over (H, W), orthonormal.
 
-    Rolling by N/2 before the FFT multiplies frequency k by (-1)^k; rolling by N/2 after it is
-    the FFT of the input times (-1)^n. So fft2c(x) = s c fft2(c x), with the checkerboard
-    c[h, w] = (-1)^(h + w) and s = (-1)^(H/2 + W/2); the same holds for the inverse. Two
-    multiplications cost less than two rolls, forward and in the gradient.
-    Returns (c, s c) as (H, W) real tensors of +-1.
+    For even H and W the shifts are modulations: rolling by N/2 before the transform multiplies
+    frequency k by (-1)^k, rolling after it is the transform of the input times (-1)^n. So the
+    result is s c transform(c x), with the checkerboard c[h, w] = (-1)^(h + w) and
+    s = (-1)^(H/2 + W/2) (the same for the inverse); two multiplications cost less than two
+    rolls, forward and in the gradient. Odd sizes roll.
     """
     h, w = x.shape[-2:]
     if h % 2 or w % 2:
-        return None
-    parity = (torch.arange(h, device=x.device)[:, None] + torch.arange(w, device=x.device)) % 2
-    checker = (1 - 2 * parity).to(x.real.dtype)
-    return checker, checker if (h // 2 + w // 2) % 2 == 0 else -checker
+        x = torch.fft.ifftshift(x, dim=_SPATIAL)
+        return torch.fft.fftshift(transform(x, dim=_SPATIAL, norm="ortho"), dim=_SPATIAL)
+    before, after = _checkerboards(h, w, x.device, x.real.dtype)
+    return transform(x * before, dim=_SPATIAL, norm="ortho") * after
+
+
+@functools.lru_cache(maxsize=32)
+def _checkerboards(h: int, w: int, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """(c, s c) of :func:`_centered` as (H, W) tensors of +-1, made once per size (every DC step
+    of a cascade asks for the same ones). Read-only: callers only multiply by them. Made as normal
+    tensors even inside ``torch.inference_mode``, so a cached pair also serves training later."""
+    with torch.inference_mode(False):
+        parity = (torch.arange(h, device=device)[:, None] + torch.arange(w, device=device)) % 2
+        checker = (1 - 2 * parity).to(dtype)
+        return checker, checker if (h // 2 + w // 2) % 2 == 0 else -checker
 
 
 def sense_forward(image: Tensor, maps: Tensor, mask: Tensor | None = None) -> Tensor:
