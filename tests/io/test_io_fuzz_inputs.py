@@ -65,24 +65,30 @@ class Sweep:
     def add(self, kind: str, what: str, path: Path, bad: bool = True) -> None:
         self.inputs.append(Input(kind, what, path, bad))
 
+    def add_damaged(self, kind: str, name: str, data: bytes, fractions: tuple[float, ...], flips: int,
+                    nbytes: int, prefix: str = "") -> None:
+        """Copies of a good file's bytes ``data`` as ``name``: cut to each of ``fractions`` (must be
+        refused), then ``flips`` copies with ``nbytes`` random bytes inverted (may still read)."""
+        for frac in fractions:
+            path = self.path(name)
+            path.write_bytes(data[:int(len(data) * frac)])
+            self.add(kind, f"{prefix}truncated to {frac:.0%}", path)
+        for i in range(flips):
+            corrupt = bytearray(data)
+            for offset in self.rng.integers(0, len(data), size=nbytes):
+                corrupt[offset] ^= 0xFF
+            path = self.path(name)
+            path.write_bytes(bytes(corrupt))
+            self.add(kind, f"{prefix}{nbytes} bytes flipped (#{i})", path, bad=False)
+
 
 # ----------------------------------------------------------------------------- the inputs
 
 
 def _case_h5(sweep: Sweep) -> None:
     good = write_case(make_case(s=2, t=3, h=15, w=12, c=2), sweep.path("good.h5"))
-    data = good.read_bytes()
-    for frac in (0.0, 0.001, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99):
-        path = sweep.path("cut.h5")
-        path.write_bytes(data[:int(len(data) * frac)])
-        sweep.add("case .h5", f"truncated to {frac:.0%}", path)
-    for i in range(20):
-        corrupt = bytearray(data)
-        for offset in sweep.rng.integers(0, len(data), size=8):
-            corrupt[offset] ^= 0xFF
-        path = sweep.path("flip.h5")
-        path.write_bytes(bytes(corrupt))
-        sweep.add("case .h5", f"8 random bytes flipped (#{i})", path, bad=False)
+    sweep.add_damaged("case .h5", "cut.h5", good.read_bytes(), (0.0, 0.001, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25,
+                      0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99), flips=20, nbytes=8)
 
     case = make_case(s=2, t=3, h=15, w=12, c=2)
     arrays = {
@@ -167,18 +173,8 @@ def _cmrxrecon(sweep: Sweep) -> None:
     k = matlab_kspace(c=2, s=1, t=3, kx=10, ky=7)  # (kx, ky, C, S, T)
     for writer, version in ((write_mat73, "v7.3"), (write_mat5, "v5")):
         good = writer(sweep.path("cine_sax.mat"), {"kspace_full": k})
-        data = good.read_bytes()
-        for frac in (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.65, 0.8, 0.9, 0.95, 0.99):
-            path = sweep.path("cine_sax.mat")
-            path.write_bytes(data[:int(len(data) * frac)])
-            sweep.add("CMRxRecon .mat", f"{version} truncated to {frac:.0%}", path)
-        for i in range(8):
-            corrupt = bytearray(data)
-            for offset in sweep.rng.integers(0, len(data), size=6):
-                corrupt[offset] ^= 0xFF
-            path = sweep.path("cine_sax.mat")
-            path.write_bytes(bytes(corrupt))
-            sweep.add("CMRxRecon .mat", f"{version} 6 bytes flipped (#{i})", path, bad=False)
+        sweep.add_damaged("CMRxRecon .mat", "cine_sax.mat", good.read_bytes(), (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3,
+                          0.4, 0.5, 0.65, 0.8, 0.9, 0.95, 0.99), flips=8, nbytes=6, prefix=f"{version} ")
         variables = {
             "k-space all zero": {"kspace_full": np.zeros_like(k)},
             "k-space NaN": {"kspace_full": np.where(np.abs(k) > 1, np.complex64(np.nan), k)},
