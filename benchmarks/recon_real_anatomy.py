@@ -82,7 +82,7 @@ def slice_problem(magnitude: np.ndarray, acceleration: float, seed: int, coils: 
 def cascade_method(checkpoint: Path, bf16: bool = False):
     """The trained cascade as a (kspace, mask, maps) -> image function, p99-normalised; with
     ``bf16`` its denoisers run under bf16 autocast (DC and FFTs stay fp32, as in training)."""
-    from cinemri.recon.inference import load_reconstructor
+    from cinemri.recon.inference import inference_precision, load_reconstructor
 
     model = load_reconstructor(checkpoint).model
 
@@ -90,7 +90,7 @@ def cascade_method(checkpoint: Path, bf16: bool = False):
     def run(kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
         p99 = float(torch.quantile(sense_adjoint(kspace, maps, mask).abs().flatten(), 0.99))
         scale = 1.0 / p99 if p99 > 0 else 1.0
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with inference_precision(torch.device("cpu"), torch.bfloat16 if bf16 else None):
             return model(kspace * scale, mask, maps).to(torch.complex64) / scale
 
     return run

@@ -67,6 +67,12 @@ def load_reconstructor(path: str | os.PathLike, device: str | torch.device = "cp
     return LoadedReconstructor(model=model, config=config, epoch=int(state["epoch"]), path=path, autocast=autocast)
 
 
+def inference_precision(device: torch.device, autocast: torch.dtype | None) -> torch.autocast:
+    """The autocast context a cascade runs in at inference: ``autocast`` (``LoadedReconstructor.autocast``)
+    on ``device``, or full precision for None. The cascade keeps DC and FFTs in complex64 inside it."""
+    return torch.autocast(device.type, dtype=autocast or torch.float32, enabled=autocast is not None)
+
+
 def is_undersampled(case: Case) -> bool:
     """True when the case holds k-space with a mask that leaves lines out."""
     return case.kspace is not None and case.mask is not None and not bool(np.all(case.mask))
@@ -127,7 +133,7 @@ def reconstruct_samples(samples: Sequence[ReconSample], method: str, model: nn.M
         batch = collate_recon([sample]).to(device)
         zf = zero_filled(batch.kspace, batch.mask, batch.maps)  # (1, T, H, W)
         if method == "model":
-            with torch.autocast(device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
+            with inference_precision(device, autocast):
                 out = model(batch.kspace, batch.mask, batch.maps)  # (1, T, H, W)
         elif method == "cs":
             out = cs_tv(batch.kspace, batch.mask, batch.maps, num_iters=cs_iters)  # (1, T, H, W)

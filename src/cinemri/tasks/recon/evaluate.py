@@ -27,7 +27,7 @@ from cinemri.files import check_output_dir, check_output_file, write_json
 from cinemri.io import is_case_path
 from cinemri.metrics import MetricTable, nmse, psnr, ssim
 from cinemri.recon import CSOptions, cs_tv, zero_filled
-from cinemri.recon.inference import load_reconstructor
+from cinemri.recon.inference import inference_precision, load_reconstructor
 from cinemri.report.recon_figures import recon_comparison_figure, recon_comparison_gif
 from cinemri.tasks.recon.data import SliceSubset, make_dataset
 
@@ -128,11 +128,10 @@ def evaluate(checkpoint: str | os.PathLike, data: str | os.PathLike | Sequence[s
     model, data_cfg = loaded.model, loaded.config.data
     files = resolve_data(data, options.split, options.max_cases)
     recon_opts = data_cfg.options("fixed", options.acceleration)
-    amp = loaded.autocast  # the precision inference runs in (LoadedReconstructor.autocast)
+    device = next(model.parameters()).device
 
     def run_model(b: Any) -> torch.Tensor:
-        with torch.autocast(next(model.parameters()).device.type, dtype=amp or torch.float32,
-                            enabled=amp is not None):
+        with inference_precision(device, loaded.autocast):  # as every inference path runs it
             return model(b.kspace, b.mask, b.maps)
 
     methods = {"model": run_model,
