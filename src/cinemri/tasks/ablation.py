@@ -22,6 +22,14 @@ RESULT_NAME = "result.json"
 RunVariant = Callable[[str, Any, Path | None], dict[str, Any]]
 
 
+def shared_budget(train: Any) -> str:
+    """The training budget every variant shares, in words (``train``: a TrainConfig), e.g.
+    "30 minutes of training each (at most 60 epochs), batch 16, max steps/epoch all, lr 0.001"."""
+    length = (f"{train.time_budget_min:g} minutes of training each (at most {train.epochs} epochs)"
+              if train.time_budget_min else f"{train.epochs} epochs")
+    return f"{length}, batch {train.batch_size}, max steps/epoch {train.max_steps_per_epoch or 'all'}, lr {train.lr:g}"
+
+
 def run_variants(experiments: Mapping[str, Any], run: RunVariant) -> dict[str, dict[str, Any]]:
     """{name: row} of every variant, in order: read from ``<train.out_dir>/result.json`` when a
     previous run finished it, else ``run`` (resuming from ``<train.out_dir>/<train.last_name>``

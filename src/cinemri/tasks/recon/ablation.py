@@ -32,7 +32,7 @@ from matplotlib.figure import Figure
 from cinemri.files import atomic_write, atomic_write_text, check_output_dir, write_json
 from cinemri.recon import build_denoiser
 from cinemri.recon.config import load_recon_config
-from cinemri.tasks.ablation import run_variants
+from cinemri.tasks.ablation import run_variants, shared_budget
 from cinemri.tasks.recon.evaluate import EvalOptions, evaluate
 from cinemri.tasks.recon.task import ReconTask
 from cinemri.train import fit
@@ -126,14 +126,11 @@ def _pm(summary: dict[str, float], digits: int) -> str:
 
 def markdown_table(rows: dict[str, dict[str, Any]], baselines: dict[str, Any], config: Any) -> str:
     """The ablation as a Markdown table (mean ± std over cases), with the shared budget stated."""
-    t, d = config.train, config.data
+    d = config.data
     lines = [
         "# Reconstruction ablation",
         "",
-        f"Same budget for every variant: "
-        f"{f'{t.time_budget_min:g} minutes of training (at most {t.epochs} epochs)' if t.time_budget_min else f'{t.epochs} epochs'}, "
-        f"batch {t.batch_size}, "
-        f"max steps/epoch {t.max_steps_per_epoch or 'all'}, lr {t.lr:g}; data {d.root} "
+        f"Same budget for every variant: {shared_budget(config.train)}; data {d.root} "
         f"(train cases {d.max_train_cases or 'all'}, slices/case {d.max_slices_per_case or 'all'}), "
         f"R = {d.acceleration:g} {d.pattern}. Scored on split '{config.ablation.eval_split}': magnitude, "
         "data range = max of the reference case, SSIM = mean of per-frame 2D SSIMs (7x7), all frames.",

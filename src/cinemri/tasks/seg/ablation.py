@@ -20,7 +20,7 @@ from typing import Any, Sequence
 from cinemri.files import atomic_write, atomic_write_text, check_output_dir, write_json
 from cinemri.labels import STRUCTURES
 from cinemri.seg.config import SegExperiment
-from cinemri.tasks.ablation import run_variants
+from cinemri.tasks.ablation import run_variants, shared_budget
 from cinemri.tasks.seg.evaluate import evaluate
 from cinemri.tasks.seg.task import train
 from cinemri.train import build, config_to_dict, load_config
@@ -94,11 +94,7 @@ def ablate(files: Sequence[str], out_dir: str | Path, overrides: Sequence[str] =
 
 def budget_line(cfg: AblationExperiment) -> str:
     """The budget every variant shared, in words."""
-    t = cfg.train
-    length = (f"{t.time_budget_min:g} minutes of training each (at most {t.epochs} epochs)" if t.time_budget_min
-              else f"{t.epochs} epochs")
-    return (f"Same budget for every variant: {length}, batch {t.batch_size}, max steps/epoch "
-            f"{t.max_steps_per_epoch or 'all'}, lr {t.lr:g}; scored on the validation cases.")
+    return f"Same budget for every variant: {shared_budget(cfg.train)}; scored on the validation cases."
 
 
 def markdown_table(results: dict[str, dict[str, Any]]) -> str:
