@@ -10,6 +10,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from checkpoint_builders import untrained_checkpoint
 
 from cinemri.case import Case
 from cinemri.cli import main
@@ -427,19 +428,6 @@ def test_analyze_says_frames_in_the_inputs_own_numbering():
 # ------------------------------------------- analyze undersamples as the checkpoint was trained
 
 
-def _untrained_checkpoint(path: Path, model: torch.nn.Module, name: str, args: dict, cfg) -> Path:
-    """An untrained model in the project's checkpoint format (what training would write)."""
-    from cinemri.train import config_to_dict, save_checkpoint
-    from cinemri.train.checkpoint import FORMAT, FORMAT_VERSION
-
-    save_checkpoint(path, {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "cinemri_version": "test", "model_name": name,
-        "model_args": args, "model": model.state_dict(), "optimizer": {}, "scheduler": {}, "scaler": {},
-        "epoch": 0, "global_step": 0, "best_metric": None, "best_epoch": None, "rng": [],
-        "config": config_to_dict(cfg)})
-    return path
-
-
 def _recon_checkpoint(path: Path, data_overrides: list[str]) -> Path:
     """An untrained tiny cascade whose checkpoint records ``data_overrides`` as its training masks."""
     from cinemri.recon.config import MODEL_NAME
@@ -448,7 +436,7 @@ def _recon_checkpoint(path: Path, data_overrides: list[str]) -> Path:
     cfg = load_recon_config(ROOT / "configs/recon/tiny.yaml", data_overrides)
     args = cfg.model.model_args()
     torch.manual_seed(0)
-    return _untrained_checkpoint(path, build_reconstructor(**args), MODEL_NAME, args, cfg)
+    return untrained_checkpoint(path, build_reconstructor(**args), MODEL_NAME, args, cfg)
 
 
 @pytest.fixture(scope="module")
@@ -467,7 +455,7 @@ def equispaced_r8(tmp_path_factory):
                                              "data.center_lines=4"])
     seg_cfg = load_seg_config([ROOT / "configs/seg/tiny.yaml"])
     seg_model = build_segmenter(seg_cfg.model.name, seg_cfg.model.args)
-    seg = _untrained_checkpoint(tmp / "seg.pt", seg_model, seg_cfg.model.name, dict(seg_cfg.model.args), seg_cfg)
+    seg = untrained_checkpoint(tmp / "seg.pt", seg_model, seg_cfg.model.name, dict(seg_cfg.model.args), seg_cfg)
     return case, ckpt, seg
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from checkpoint_builders import untrained_checkpoint
 
 from cinemri.pipeline import study
 from cinemri.pipeline.study import FULLY_SAMPLED, StudyOptions, acceleration_study, central_slices
@@ -21,23 +22,11 @@ from cinemri.io import read_case
 from cinemri.phantom import write_dataset
 from cinemri.recon import build_reconstructor
 from cinemri.seg.models import build_segmenter
-from cinemri.train import config_to_dict, save_checkpoint
-from cinemri.train.checkpoint import FORMAT, FORMAT_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCELERATIONS = (2.0, 4.0, 8.0, 16.0)  # W = 64 with 8 centre lines: R = 16 leaves 4 lines, too few -> failure
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")  # see conftest.py
-
-
-def _checkpoint(path: Path, model: torch.nn.Module, name: str, args: dict, config) -> Path:
-    """An untrained model in the project's checkpoint format (what training would write)."""
-    save_checkpoint(path, {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "cinemri_version": "test", "model_name": name,
-        "model_args": args, "model": model.state_dict(), "optimizer": {}, "scheduler": {}, "scaler": {},
-        "epoch": 0, "global_step": 0, "best_metric": None, "best_epoch": None, "rng": [],
-        "config": config_to_dict(config)})
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -56,13 +45,13 @@ def checkpoints(tmp_path_factory) -> tuple[Path, Path]:
     torch.manual_seed(0)
     recon_cfg = load_recon_config(ROOT / "configs" / "recon" / "tiny.yaml")
     args = recon_cfg.model.model_args()
-    recon = _checkpoint(folder / "recon.pt", build_reconstructor(**args), MODEL_NAME, args, recon_cfg)
+    recon = untrained_checkpoint(folder / "recon.pt", build_reconstructor(**args), MODEL_NAME, args, recon_cfg)
     seg_cfg = load_seg_config([ROOT / "configs" / "seg" / "tiny.yaml"])
     model = build_segmenter(seg_cfg.model.name, seg_cfg.model.args)
     with torch.no_grad():  # a blind segmenter: class 0 wins at every pixel, so the LV is always empty
         model.head.weight.zero_()
         model.head.bias.copy_(torch.tensor([5.0, 0.0, 0.0, 0.0]))
-    seg = _checkpoint(folder / "seg.pt", model, seg_cfg.model.name, dict(seg_cfg.model.args), seg_cfg)
+    seg = untrained_checkpoint(folder / "seg.pt", model, seg_cfg.model.name, dict(seg_cfg.model.args), seg_cfg)
     return recon, seg
 
 
