@@ -27,6 +27,7 @@ from cinemri.metrics import (
     segmentation_scores,
     ssim,
     ssim_batch,
+    worst_frame_psnr_batch,
 )
 
 ACDC = Path(__file__).resolve().parents[3] / "shared" / "data" / "acdc" / "training"
@@ -106,6 +107,20 @@ def test_psnr_and_nmse_hand_computed():
     t, p = rng.random((3, 13, 11)), rng.random((3, 13, 11))
     assert psnr(torch.from_numpy(p), torch.from_numpy(t)) == pytest.approx(
         sk_psnr(t, p, data_range=t.max()), abs=1e-10)
+
+
+def test_worst_frame_psnr_is_the_lowest_frame_against_scikit_image():
+    rng = np.random.default_rng(8)
+    target = rng.random((2, 5, 12, 10))
+    pred = target + rng.normal(0, 0.02, target.shape)
+    pred[1, 3] += 0.2  # one bad frame in the second cine
+    worst = worst_frame_psnr_batch(torch.from_numpy(pred), torch.from_numpy(target))
+    for b in range(2):
+        per_frame = [sk_psnr(target[b, t], pred[b, t], data_range=target[b].max()) for t in range(5)]
+        assert float(worst[b]) == pytest.approx(min(per_frame), abs=1e-10)
+    assert float(worst[1]) < float(psnr_batch(torch.from_numpy(pred), torch.from_numpy(target))[1]) - 5
+    with pytest.raises(ValueError, match="cines"):
+        worst_frame_psnr_batch(torch.zeros(2, 4, 4), torch.zeros(2, 4, 4))
 
 
 def test_batched_variants_equal_per_case_loop():

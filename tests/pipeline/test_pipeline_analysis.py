@@ -19,11 +19,12 @@ from cinemri.io import read_case
 from cinemri.masks import achieved_acceleration
 from cinemri.phantom import write_dataset
 from cinemri.physics import sense_adjoint
-from cinemri.pipeline import (AnalyzeOptions, analyze, clinical_summary, compare_with_truth, export_weights,
-                              reconstruct_case, resolve_checkpoint)
+from cinemri.pipeline import (AnalyzeOptions, analyze, clinical_summary, compare_with_truth, ensemble_weights,
+                              export_weights, reconstruct_case, resolve_checkpoint)
 from cinemri.pipeline.analysis import FLOAT_KEYS, SCHEMA
 from cinemri.recon.config import load_recon_config
 from cinemri.recon.inference import load_reconstructor
+from cinemri.seg.inference import predict_case
 from cinemri.tasks.recon.task import ReconTask
 from cinemri.train import fit, load_checkpoint
 
@@ -257,6 +258,47 @@ def test_export_sets_test_time_defaults_of_a_segmenter(setup, tmp_path):
         export_weights(setup["seg"], tmp_path / "bad.pt", eval_overrides=["train.lr=1"])
     with pytest.raises(ValueError, match="flip_tta"):
         export_weights(setup["seg"], tmp_path / "bad.pt", eval_overrides=["eval.flip_tta=[1, 2]"])
+
+
+def test_ensemble_weights_average_the_members_and_load_as_one_segmenter(setup, tmp_path):
+    from cinemri.seg.inference import load_segmenter
+    from cinemri.train import save_checkpoint
+
+    state = load_checkpoint(setup["seg"])
+    torch.manual_seed(3)
+    other = dict(state, model={k: v + 0.05 * torch.randn_like(v) if v.is_floating_point() else v
+                               for k, v in state["model"].items()})
+    save_checkpoint(tmp_path / "other.pt", other)
+    out = ensemble_weights([setup["seg"], tmp_path / "other.pt"], tmp_path / "ens.pt",
+                           eval_overrides=["eval.postprocess=true"])
+    ensemble, cfg = load_segmenter(out)
+    assert cfg.model.name == "ensemble" and len(cfg.model.args["members"]) == 2 and cfg.eval.postprocess
+    first, _ = load_segmenter(setup["seg"])
+    second, _ = load_segmenter(tmp_path / "other.pt")
+    x = torch.randn(2, 1, 48, 48)
+    with torch.no_grad():
+        expected = (torch.softmax(first(x), 1) + torch.softmax(second(x), 1)) / 2
+        torch.testing.assert_close(torch.softmax(ensemble(x), 1), expected, rtol=1e-5, atol=1e-6)
+    # the ensemble segments a case through the same path as one network
+    labels = predict_case(ensemble, read_case(setup["case"]), cfg, [0])
+    assert labels.shape[1] == 6 and labels.dtype == np.uint8 and labels[:, 0].any()
+    # members must share their preprocessing; recon checkpoints and ensembles are refused
+    changed = json.loads(json.dumps(state["config"]))
+    changed["data"]["preprocess"]["spacing_mm"] = 1.0
+    save_checkpoint(tmp_path / "finer.pt", dict(state, config=changed))
+    with pytest.raises(ValueError, match="finer.pt: data.preprocess"):
+        ensemble_weights([setup["seg"], tmp_path / "finer.pt"], tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="not a segmentation checkpoint"):
+        ensemble_weights([setup["seg"], setup["recon"]], tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="already an ensemble"):
+        ensemble_weights([setup["seg"], out], tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="at least two"):
+        ensemble_weights([setup["seg"]], tmp_path / "bad.pt")
+    assert not (tmp_path / "bad.pt").exists()
+    # the CLI writes an ensemble when given several checkpoints
+    assert main(["export-weights", str(setup["seg"]), str(tmp_path / "other.pt"), str(tmp_path / "cli.pt"),
+                 "--fp16"]) == 0
+    assert load_checkpoint(tmp_path / "cli.pt")["model_name"] == "ensemble"
 
 
 def test_resolve_checkpoint(monkeypatch, tmp_path):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from cinemri.physics import ifft2c, sense_adjoint, sense_forward
-from cinemri.recon import DENOISERS, Cascade, ResNet3D, build_reconstructor, hard_dc, view_sharing
+from cinemri.recon import DENOISERS, Cascade, ResNet3D, build_reconstructor, cs_tv, hard_dc, view_sharing
 
 B, C, T, H, W = 1, 2, 3, 9, 10
 
@@ -150,6 +150,22 @@ def test_cascade_starts_from_view_sharing_when_asked():
     torch.testing.assert_close(model(kspace, mask, maps), expected)
     with pytest.raises(ValueError, match="init"):
         Cascade(_tiny, init="sense")
+
+
+def test_cascade_starts_from_a_few_cs_tv_iterations_when_asked():
+    kspace, mask, maps = _problem()
+    model = Cascade(_tiny, num_stages=1, dc_mode="hard", init="cs_tv", init_iters=7)
+    torch.nn.init.zeros_(model.denoisers[0].tail.weight)
+    torch.nn.init.zeros_(model.denoisers[0].tail.bias)
+    expected = hard_dc(cs_tv(kspace, mask, maps, num_iters=7), kspace, mask, maps)
+    torch.testing.assert_close(model(kspace, mask, maps), expected)
+    out = model(kspace, mask, maps)
+    out.abs().sum().backward()  # gradients reach the denoiser, none flow into the CS iterations
+    assert model.denoisers[0].tail.weight.grad is not None
+    with pytest.raises(ValueError, match="init_iters"):
+        Cascade(_tiny, init="cs_tv", init_iters=0)
+    assert build_reconstructor("resnet3d", denoiser_options={"width": 3, "num_blocks": 1}, init="cs_tv",
+                               init_iters=3).init_iters == 3
 
 
 def test_dc_hardness_one_is_hard_dc_and_zero_is_the_learned_soft_dc():

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cinemri.metrics import ssim
-from cinemri.recon.losses import l1_loss, l2_loss, parse_loss, recon_loss, ssim_loss
+from cinemri.recon.losses import dynamic_loss, l1_loss, l2_loss, parse_loss, recon_loss, ssim_loss
 
 
 def test_l1_l2_hand_computed():
@@ -17,6 +17,20 @@ def test_l1_l2_hand_computed():
     n = 2 * 3 * 4 * 2  # pixels x (real, imag)
     assert l1_loss(pred, target).item() == pytest.approx(3 / n)
     assert l2_loss(pred, target).item() == pytest.approx(5 / n)
+
+
+def test_dynamic_loss_ignores_errors_the_temporal_mean_explains():
+    gen = torch.Generator().manual_seed(1)
+    target = torch.randn(2, 5, 6, 7, dtype=torch.complex64, generator=gen)
+    static = torch.randn(2, 1, 6, 7, dtype=torch.complex64, generator=gen)  # the same error in every frame
+    assert dynamic_loss(target + static, target).item() == pytest.approx(0.0, abs=1e-6)
+    assert l1_loss(target + static, target).item() > 0.1
+    # one frame wrong by d (T = 5): that frame's dynamic error is d (1 - 1/5), the others' -d/5
+    pred = target.clone()
+    pred[:, 2] += 1.0  # real part only
+    n = 5 * 2  # frames x (real, imag) per pixel
+    assert dynamic_loss(pred, target).item() == pytest.approx((0.8 + 4 * 0.2) / n, rel=1e-5)
+    assert parse_loss("l1+dynamic") == {"l1": 1.0, "dynamic": 1.0}
 
 
 def test_ssim_loss_matches_the_metric_and_has_gradients():

@@ -362,3 +362,36 @@ def test_build_segmenter_rejects_unknown_names_and_arguments() -> None:
 def test_bad_arguments_raise_value_errors_naming_them(name: str, args: dict, word: str) -> None:
     with pytest.raises(ValueError, match=word):
         build_segmenter(name, args)
+
+
+# ----------------------------------------------------------------------------- ensemble
+
+
+def test_ensemble_output_is_the_log_of_the_members_mean_probabilities() -> None:
+    members = [{"name": "unet", "args": SMALL["unet"]}, {"name": "mednext", "args": SMALL["mednext"]}]
+    torch.manual_seed(0)
+    ensemble = build_segmenter("ensemble", {"members": members}).eval()
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        expected = sum(torch.softmax(m(x), dim=1) for m in ensemble.members) / 2  # (2, 4, 32, 32)
+        out = ensemble(x)
+    assert out.shape == (2, 4, 32, 32)
+    torch.testing.assert_close(torch.softmax(out, dim=1), expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out.exp().sum(dim=1), torch.ones(2, 32, 32), rtol=1e-5, atol=1e-5)
+    # in training mode a deep-supervised member's main output counts, not its coarser ones
+    ensemble.members[0].deep_supervision = True
+    ensemble.train()
+    with torch.no_grad():
+        assert ensemble(x).shape == (2, 4, 32, 32)
+
+
+def test_ensemble_rejects_bad_members() -> None:
+    with pytest.raises(ValueError, match="non-empty list"):
+        build_segmenter("ensemble", {"members": []})
+    with pytest.raises(ValueError, match="itself an ensemble"):
+        build_segmenter("ensemble", {"members": [{"name": "ensemble", "args": {"members": []}}]})
+    with pytest.raises(ValueError, match="member 0 must be"):
+        build_segmenter("ensemble", {"members": [{"model": "unet"}]})
+    two_and_three = [{"name": "unet", "args": {**SMALL["unet"], "num_classes": n}} for n in (2, 3)]
+    with pytest.raises(ValueError, match="disagree on the output shape"):
+        build_segmenter("ensemble", {"members": two_and_three}).eval()(torch.randn(1, 1, 16, 16))

@@ -51,8 +51,12 @@ def register(subparsers, formatter) -> None:
         "export-weights", formatter_class=formatter,
         help="copy a training checkpoint without its optimizer state (small, for sharing or bundling)",
         epilog="examples:\n  cinemri export-weights runs/seg/phantom_unet/best.pt seg_weights.pt\n"
-               "  cinemri analyze case.h5 --seg-checkpoint seg_weights.pt --out runs/analyze/case")
-    p.add_argument("checkpoint", type=Path, help="checkpoint written by `cinemri recon|seg train`")
+               "  cinemri analyze case.h5 --seg-checkpoint seg_weights.pt --out runs/analyze/case\n"
+               "  cinemri export-weights runs/seg/unet/best.pt runs/seg/mednext/best.pt seg_ensemble.pt --fp16"
+               "   # one file: the mean of both segmenters' probabilities")
+    p.add_argument("checkpoint", type=Path, nargs="+",
+                   help="checkpoint written by `cinemri recon|seg train`; several segmentation checkpoints "
+                        "(same preprocessing) are written as one ensemble")
     p.add_argument("out", type=Path, help="output .pt file")
     p.add_argument("--fp16", action="store_true", help="store the weights in half precision (half the size)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="eval.KEY=VALUE",
@@ -117,7 +121,10 @@ def summary_text(results: dict, out: Path) -> str:
 
 
 def _run_export(args) -> None:
-    from cinemri.pipeline import export_weights
+    from cinemri.pipeline import ensemble_weights, export_weights
 
-    path = export_weights(args.checkpoint, args.out, half=args.fp16, eval_overrides=args.overrides)
+    if len(args.checkpoint) == 1:
+        path = export_weights(args.checkpoint[0], args.out, half=args.fp16, eval_overrides=args.overrides)
+    else:
+        path = ensemble_weights(args.checkpoint, args.out, half=args.fp16, eval_overrides=args.overrides)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")

@@ -6,7 +6,8 @@ in :mod:`cinemri.metrics.segmentation`.
 """
 
 from cinemri.metrics.aggregate import MetricSummary, MetricTable, summarize
-from cinemri.metrics.image import cmrxrecon_scores, nmse, nmse_batch, psnr, psnr_batch, ssim, ssim_batch
+from cinemri.metrics.image import (cmrxrecon_scores, nmse, nmse_batch, psnr, psnr_batch, ssim, ssim_batch,
+                                   worst_frame_psnr_batch)
 from cinemri.metrics.segmentation import (
     dice,
     hausdorff,
@@ -31,4 +32,5 @@ __all__ = [
     "ssim_batch",
     "summarize",
     "surface_distances",
+    "worst_frame_psnr_batch",
 ]

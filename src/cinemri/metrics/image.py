@@ -200,6 +200,22 @@ def psnr_batch(pred: Tensor, target: Tensor, data_range: float | None = None) ->
     return 10.0 * torch.log10(ranges * ranges / mse)      # 1/0 -> +inf
 
 
+def worst_frame_psnr_batch(pred: Tensor, target: Tensor) -> Tensor:
+    """The lowest per-frame PSNR of each cine of a batch, every frame scored with its cine's
+    data range (max |target| of the cine): the frame the reconstruction gets most wrong,
+    usually end systole, where the heart is furthest from the temporal mean.
+
+    pred, target: (B, T, H, W), complex or real.
+    returns (B,) float64; +inf where every frame is reproduced exactly.
+    """
+    if pred.ndim != 4:
+        raise ValueError(f"worst_frame_psnr_batch needs (B, T, H, W) cines, got shape {tuple(pred.shape)}")
+    p, t = _prepare(pred, target, batched=True)
+    ranges = _batch_ranges(t, None)                       # (B,)
+    mse = ((p - t) ** 2).flatten(2).mean(dim=2)           # (B, T)
+    return (10.0 * torch.log10(ranges[:, None] ** 2 / mse)).amin(dim=1)
+
+
 def nmse_batch(pred: Tensor, target: Tensor) -> Tensor:
     """NMSE of each case of a batch.
 

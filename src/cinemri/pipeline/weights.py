@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from cinemri.seg.config import SegEvalSection, experiment_from_dict
+from cinemri.seg.models import ENSEMBLE, segmenter_arguments
 from cinemri.train.checkpoint import load_checkpoint, save_checkpoint
 from cinemri.train.config import apply_override
 
@@ -57,6 +58,31 @@ def _is_segmentation(config: dict) -> bool:
     return True
 
 
+def _with_eval_overrides(config: dict, overrides: Sequence[str]) -> dict:
+    """A copy of ``config`` with ``eval.key=value`` overrides applied (checked)."""
+    config = copy.deepcopy(config)
+    known = set(config.get("eval", {}))
+    seg = _is_segmentation(config)
+    if seg:  # a segmentation checkpoint also takes test-time options added after it was trained
+        known |= {f.name for f in dataclasses.fields(SegEvalSection)}
+    for override in overrides:
+        section, _, name = override.partition("=")[0].strip().partition(".")
+        if section != "eval" or name not in known:
+            raise ValueError(f"export override {override!r}: only eval keys {sorted(known)} can be set")
+        apply_override(config, override, {})
+    if seg:
+        experiment_from_dict(config)  # ValueError for a value of the wrong type
+    return config
+
+
+def _slim(state: dict, config: dict, model: dict, half: bool) -> dict:
+    """``state`` without optimizer, scheduler, scaler, RNG and task state, with ``config`` and
+    the ``model`` weights (fp16 when ``half``)."""
+    slim = dict(state, config=config, optimizer={}, scheduler={}, scaler={}, rng=[], task=None)
+    slim["model"] = {k: v.half() if half and v.is_floating_point() else v for k, v in model.items()}
+    return slim
+
+
 def export_weights(checkpoint: str | os.PathLike, out_path: str | os.PathLike, *, half: bool = False,
                    eval_overrides: Sequence[str] = ()) -> Path:
     """Copy a training checkpoint without its optimizer, scheduler, scaler, RNG and task state.
@@ -71,22 +97,56 @@ def export_weights(checkpoint: str | os.PathLike, out_path: str | os.PathLike, *
         ValueError: unreadable checkpoint, an override outside ``eval`` or naming an unknown key.
     """
     state = load_checkpoint(checkpoint)
-    slim = dict(state)
-    config = copy.deepcopy(state.get("config") or {})
-    known = set(config.get("eval", {}))
-    seg = _is_segmentation(config)
-    if seg:  # a segmentation checkpoint also takes test-time options added after it was trained
-        known |= {f.name for f in dataclasses.fields(SegEvalSection)}
-    for override in eval_overrides:
-        section, _, name = override.partition("=")[0].strip().partition(".")
-        if section != "eval" or name not in known:
-            raise ValueError(f"export override {override!r}: only eval keys {sorted(known)} can be set")
-        apply_override(config, override, {})
-    if seg:
-        experiment_from_dict(config)  # ValueError for a value of the wrong type
-    slim["config"] = config
-    slim.update(optimizer={}, scheduler={}, scaler={}, rng=[], task=None)
-    if half:
-        slim["model"] = {k: v.half() if v.is_floating_point() else v for k, v in state["model"].items()}
-    save_checkpoint(out_path, slim)
+    config = _with_eval_overrides(state.get("config") or {}, eval_overrides)
+    save_checkpoint(out_path, _slim(state, config, state["model"], half))
     return Path(out_path)
+
+
+def ensemble_weights(checkpoints: Sequence[str | os.PathLike], out_path: str | os.PathLike, *,
+                     half: bool = False, eval_overrides: Sequence[str] = ()) -> Path:
+    """One segmentation checkpoint holding the ensemble of ``checkpoints``
+    (:class:`cinemri.seg.models.SegEnsemble`: the mean of their class probabilities).
+
+    The members must be segmenters trained on the same preprocessing (spacing, crop size,
+    normalisation) with the same classes; the ensemble carries the first member's experiment
+    config (its ``eval`` test-time defaults, changed by ``eval_overrides``) with the model
+    section ``{name: ensemble, args: {members: [{name, args}, ...]}}``. ``half``: fp16 weights.
+    Written atomically; returns ``out_path``.
+
+    Raises:
+        ValueError: fewer than two checkpoints, an unreadable or non-segmentation checkpoint, an
+            ensemble among them, or members that differ in preprocessing or classes.
+    """
+    if len(checkpoints) < 2:
+        raise ValueError(f"an ensemble needs at least two checkpoints, got {len(checkpoints)}")
+    states = [load_checkpoint(path) for path in checkpoints]
+    members, weights = [], {}
+    first = states[0].get("config") or {}
+    for i, (path, state) in enumerate(zip(checkpoints, states)):
+        config = state.get("config") or {}
+        if not _is_segmentation(config):
+            raise ValueError(f"checkpoint {path}: not a segmentation checkpoint; only segmenters form an ensemble")
+        if state["model_name"] == ENSEMBLE:
+            raise ValueError(f"checkpoint {path} is already an ensemble; list its members instead")
+        preprocess = (config.get("data") or {}).get("preprocess")
+        if preprocess != (first.get("data") or {}).get("preprocess"):
+            raise ValueError(f"checkpoint {path}: data.preprocess {preprocess!r} differs from {checkpoints[0]}'s; "
+                             "ensemble members must be trained on the same preprocessing")
+        classes = _num_classes(state)
+        if classes != _num_classes(states[0]):
+            raise ValueError(f"checkpoint {path}: {classes} classes, {checkpoints[0]} has {_num_classes(states[0])}")
+        members.append({"name": state["model_name"], "args": dict(state["model_args"])})
+        weights.update({f"members.{i}.{k}": v for k, v in state["model"].items()})
+    config = copy.deepcopy(first)
+    config["model"] = {"name": ENSEMBLE, "args": {"members": members}}
+    config = _with_eval_overrides(config, eval_overrides)
+    state = dict(states[0], model_name=ENSEMBLE, model_args={"members": members}, metrics={},
+                 best_metric=None, best_epoch=None)
+    save_checkpoint(out_path, _slim(state, config, weights, half))
+    return Path(out_path)
+
+
+def _num_classes(state: dict) -> int | None:
+    """The number of output classes of a segmenter checkpoint (its args, else the model's default)."""
+    args = dict(state["model_args"])
+    return args["num_classes"] if "num_classes" in args else segmenter_arguments(state["model_name"]).get("num_classes")

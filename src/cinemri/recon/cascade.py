@@ -1,5 +1,6 @@
-"""Unrolled cascade: N stages of (denoiser -> data consistency), starting from zero filling
-or from view sharing (:func:`cinemri.recon.baselines.view_sharing`).
+"""Unrolled cascade: N stages of (denoiser -> data consistency), starting from zero filling,
+from view sharing (:func:`cinemri.recon.baselines.view_sharing`) or from a few iterations of
+temporal-TV compressed sensing (:func:`cinemri.recon.baselines.cs_tv`).
 
 Fully convolutional: any (T, H, W) goes through (each denoiser pads to its own multiple and
 crops back), so inference runs on the whole field of view at the input's size.
@@ -18,11 +19,11 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from cinemri.physics import sense_adjoint
-from cinemri.recon.baselines import view_sharing
+from cinemri.recon.baselines import cs_tv, view_sharing
 from cinemri.recon.channels import channels_to_complex, complex_to_channels
 from cinemri.recon.dc import DataConsistency
 
-INITS = ("zero_filled", "view_sharing")
+INITS = ("zero_filled", "view_sharing", "cs_tv")
 
 
 class Cascade(nn.Module):
@@ -30,7 +31,7 @@ class Cascade(nn.Module):
 
     forward(kspace (B, C, T, H, W) complex64, mask (B, 1, T, 1, W) bool, maps (B, C, H, W) complex64,
             *, dc_hardness=0.0) -> image (B, T, H, W) complex64
-    x_0 = A^H y (zero filling) or view sharing; x_{s+1} = DC_s(complex(D_s(channels(x_s)))).
+    x_0 = A^H y (zero filling), view sharing or CS-TV; x_{s+1} = DC_s(complex(D_s(channels(x_s)))).
     ``dc_hardness`` in [0, 1] pushes soft DC towards hard DC (see :class:`DataConsistency`);
     a training schedule passes it, inference leaves it at 0.
     Under autocast only the denoisers run in the low precision: the initial image and every
@@ -44,7 +45,10 @@ class Cascade(nn.Module):
         init_lambda: starting lambda of soft DC.
         checkpoint_stages: recompute each stage in the backward pass
             (torch.utils.checkpoint, use_reentrant=False) to save memory; only when grad is on.
-        init: starting image, "zero_filled" (A^H y) or "view_sharing".
+        init: starting image, "zero_filled" (A^H y), "view_sharing", or "cs_tv": ``init_iters``
+            iterations of :func:`cinemri.recon.baselines.cs_tv` with its default (temporal)
+            weight, computed without gradients; the networks then learn what CS leaves.
+        init_iters: iterations of the "cs_tv" start (>= 1; ignored by the other inits).
         channels_last: run the denoisers in ``torch.channels_last_3d`` memory format (weights
             and inputs); the numbers are the same up to rounding. Measured on the 2-core CPU:
             a 3D U-Net (16 channels, depth 2, CBAM) training step 15 % faster in bf16 and 20 %
@@ -53,7 +57,7 @@ class Cascade(nn.Module):
     Parameters: num_stages * P_denoiser (or P_denoiser if shared) + num_stages if soft DC.
 
     Raises:
-        ValueError: if num_stages < 1, or dc_mode or init is unknown.
+        ValueError: if num_stages < 1, init_iters < 1, or dc_mode or init is unknown.
     """
 
     def __init__(
@@ -66,6 +70,7 @@ class Cascade(nn.Module):
         init_lambda: float = 1.0,
         checkpoint_stages: bool = False,
         init: str = "zero_filled",
+        init_iters: int = 20,
         channels_last: bool = False,
     ) -> None:
         super().__init__()
@@ -73,7 +78,10 @@ class Cascade(nn.Module):
             raise ValueError(f"num_stages must be >= 1, got {num_stages}")
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        if init_iters < 1:
+            raise ValueError(f"init_iters must be >= 1, got {init_iters}")
         self.init = init
+        self.init_iters = init_iters
         self.num_stages = num_stages
         self.shared_weights = shared_weights
         self.checkpoint_stages = checkpoint_stages
@@ -96,6 +104,9 @@ class Cascade(nn.Module):
     def forward(self, kspace: Tensor, mask: Tensor, maps: Tensor, *, dc_hardness: float = 0.0) -> Tensor:
         if self.init == "view_sharing":
             image = view_sharing(kspace, mask, maps)  # (B, T, H, W) complex64
+        elif self.init == "cs_tv":
+            with torch.no_grad(), torch.autocast(device_type=kspace.device.type, enabled=False):
+                image = cs_tv(kspace, mask, maps, num_iters=self.init_iters)  # (B, T, H, W) complex64
         else:
             with torch.autocast(device_type=kspace.device.type, enabled=False):
                 image = sense_adjoint(kspace, maps, mask)  # (B, T, H, W) complex64

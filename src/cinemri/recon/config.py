@@ -37,8 +37,9 @@ class ReconModelSection:
 
     denoiser: "unet3d", "resnet3d", "crnn" or "unet2d1d"; denoiser_options: its keyword
     arguments (e.g. ``{base_channels: 16, depth: 2, cbam: true}``). shared_weights: one
-    denoiser for every stage. init: the starting image, "zero_filled" or "view_sharing"
-    (missing lines of each frame filled from the time-averaged k-space). channels_last: the
+    denoiser for every stage. init: the starting image, "zero_filled", "view_sharing"
+    (missing lines of each frame filled from the time-averaged k-space) or "cs_tv"
+    (``init_iters`` iterations of temporal-TV compressed sensing). channels_last: the
     denoisers run in ``torch.channels_last_3d`` memory format (faster on the CPU here).
     """
 
@@ -49,17 +50,21 @@ class ReconModelSection:
     dc_mode: Literal["soft", "hard"] = "soft"
     init_lambda: float = 1.0
     checkpoint_stages: bool = False
-    init: Literal["zero_filled", "view_sharing"] = "zero_filled"
+    init: Literal["zero_filled", "view_sharing", "cs_tv"] = "zero_filled"
+    init_iters: int = 20
     channels_last: bool = False
 
     def __post_init__(self) -> None:
         if self.num_stages < 1:
             raise ValueError(f"model.num_stages must be >= 1, got {self.num_stages}")
+        if self.init_iters < 1:
+            raise ValueError(f"model.init_iters must be >= 1, got {self.init_iters}")
 
     def model_args(self) -> dict[str, Any]:
         """Plain keyword arguments of :func:`build_reconstructor` (what checkpoints store).
 
-        ``init`` and ``channels_last`` are stored only when they are not the default, so
+        ``init`` (with ``init_iters`` for "cs_tv") and ``channels_last`` are stored only when
+        they are not the default, so
         checkpoints written before they existed still resume and fine-tune with the same
         arguments.
         """
@@ -68,6 +73,8 @@ class ReconModelSection:
                 "init_lambda": self.init_lambda, "checkpoint_stages": self.checkpoint_stages}
         if self.init != "zero_filled":
             args["init"] = self.init
+        if self.init == "cs_tv":
+            args["init_iters"] = self.init_iters
         if self.channels_last:
             args["channels_last"] = True
         return args
@@ -145,7 +152,7 @@ class ReconDataSection:
 
 @dataclass
 class ReconLossSection:
-    """Training loss: ``kind`` is terms of l1, l2, ssim joined by '+'; ``weights`` per term (default 1)."""
+    """Training loss: ``kind`` is terms of l1, l2, ssim, dynamic joined by '+'; ``weights`` per term (default 1)."""
 
     kind: str = "l1"
     weights: dict[str, float] = field(default_factory=dict)

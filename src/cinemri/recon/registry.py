@@ -53,6 +53,7 @@ def build_reconstructor(
     init_lambda: float = 1.0,
     checkpoint_stages: bool = False,
     init: str = "zero_filled",
+    init_iters: int = 20,
     channels_last: bool = False,
 ) -> Cascade:
     """A :class:`~cinemri.recon.cascade.Cascade` of the named denoiser.
@@ -72,5 +73,6 @@ def build_reconstructor(
         init_lambda=init_lambda,
         checkpoint_stages=checkpoint_stages,
         init=init,
+        init_iters=init_iters,
         channels_last=channels_last,
     )

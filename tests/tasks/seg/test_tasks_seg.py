@@ -93,6 +93,9 @@ def test_bad_config_key_and_values_give_clear_errors(acdc):
     cfg = load_seg_config([TINY], [f"data.train=[{acdc}]", "model.args={widht: 8}"])
     with pytest.raises(ValueError, match=r"model.args: segmenter 'unet' takes no argument\(s\) \['widht'\]"):
         SegTask(cfg)
+    cfg = load_seg_config([TINY], [f"data.train=[{acdc}]", "model.name=ensemble", "model.args={members: []}"])
+    with pytest.raises(ValueError, match="'ensemble' is not trained"):
+        SegTask(cfg)
     cfg = load_seg_config([TINY], [f"data.train=[{acdc}]", "loss.schedule=linear", "loss.schedule_args={w2: 1}"])
     with pytest.raises(ValueError, match="schedule_args"):
         SegTask(cfg)

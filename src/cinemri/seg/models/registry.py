@@ -7,6 +7,7 @@ from typing import Any, Callable, Mapping
 
 from torch import nn
 
+from cinemri.seg.models.ensemble import SegEnsemble
 from cinemri.seg.models.mednext import MedNeXt2D
 from cinemri.seg.models.mmnet import MMNet
 from cinemri.seg.models.unet import UNet2D
@@ -16,6 +17,24 @@ SEGMENTERS: dict[str, Callable[..., nn.Module]] = {
     "mednext": MedNeXt2D,
     "mmnet": MMNet,
 }
+# Not a trainable architecture, so not in SEGMENTERS: the name under which checkpoints made by
+# cinemri.pipeline.weights.ensemble_weights store a SegEnsemble of SEGMENTERS members.
+ENSEMBLE = "ensemble"
+
+
+def build_ensemble(members: list[dict[str, Any]]) -> SegEnsemble:
+    """An ensemble of the segmenters ``[{"name": ..., "args": {...}}, ...]`` (no nested
+    ensembles), built untrained; its weights come from a checkpoint."""
+    if not isinstance(members, list) or not members:
+        raise ValueError(f"ensemble members must be a non-empty list of {{name, args}}, got {members!r}")
+    built = []
+    for i, member in enumerate(members):
+        if not isinstance(member, dict) or set(member) - {"name", "args"} or "name" not in member:
+            raise ValueError(f"ensemble member {i} must be {{name, args}}, got {member!r}")
+        if member["name"] == ENSEMBLE:
+            raise ValueError(f"ensemble member {i} is itself an ensemble")
+        built.append(build_segmenter(member["name"], member.get("args") or {}))
+    return SegEnsemble(built)
 
 
 def segmenter_arguments(name: str) -> dict[str, Any]:
@@ -25,7 +44,8 @@ def segmenter_arguments(name: str) -> dict[str, Any]:
 
 
 def build_segmenter(name: str, args: Mapping[str, Any] | None = None) -> nn.Module:
-    """Build segmenter ``name`` ("unet", "mednext", "mmnet") with keyword arguments ``args``.
+    """Build segmenter ``name`` ("unet", "mednext", "mmnet", or "ensemble" of those) with
+    keyword arguments ``args``.
 
     ``args`` holds plain values (as read from YAML, e.g. ``{"num_classes": 4, "norm":
     "batch"}``); arguments left out take the model's own defaults, which live only in its
@@ -45,6 +65,8 @@ def build_segmenter(name: str, args: Mapping[str, Any] | None = None) -> nn.Modu
 
 
 def _lookup(name: str) -> Callable[..., nn.Module]:
+    if name == ENSEMBLE:
+        return build_ensemble
     if name not in SEGMENTERS:
         raise ValueError(f"name must be one of {sorted(SEGMENTERS)}, got {name!r}")
     return SEGMENTERS[name]

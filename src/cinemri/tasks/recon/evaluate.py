@@ -31,7 +31,7 @@ from cinemri.recon.inference import inference_precision, load_reconstructor
 from cinemri.report.recon_figures import recon_comparison_figure, recon_comparison_gif
 from cinemri.tasks.recon.data import SliceSubset, make_dataset
 
-METRICS = ("psnr", "ssim", "nmse")
+METRICS = ("psnr", "ssim", "nmse", "psnr_worst_frame")
 
 
 @dataclass(frozen=True)
@@ -162,7 +162,8 @@ def evaluate(checkpoint: str | os.PathLike, data: str | os.PathLike | Sequence[s
         row, per_method = {}, {}
         for name in methods:
             pred = torch.from_numpy(stacked[name].reshape(ref.shape))  # (S*T, H, W)
-            scores = {"psnr": psnr(pred, ref, data_range), "ssim": ssim(pred, ref, data_range), "nmse": nmse(pred, ref)}
+            scores = {"psnr": psnr(pred, ref, data_range), "ssim": ssim(pred, ref, data_range), "nmse": nmse(pred, ref),
+                      "psnr_worst_frame": worst_frame_psnr(stacked[name], stacked["reference"], data_range)}
             per_method[name] = scores
             row.update({f"{name}_{k}": v for k, v in scores.items()})
         name = sample.name
@@ -177,6 +178,7 @@ def evaluate(checkpoint: str | os.PathLike, data: str | os.PathLike | Sequence[s
         "single_coil": recon_opts.single_coil, "options": asdict(options),
         "conventions": ("magnitude; data range = max |reference| over the case; PSNR/NMSE over all pixels of "
                         "the case; SSIM = mean of per-frame 2D SSIMs (7x7 uniform window, skimage defaults); "
+                        "psnr_worst_frame = the lowest PSNR of one cardiac phase (all slices of that frame); "
                         f"frames: all; slices: {'central ' + str(options.max_slices_per_case) if options.max_slices_per_case else 'all'}; "
                         f"crop: {recon_opts.crop or 'none (full image)'}; reference = fully sampled coil-combined image"),
         "methods": {}, "cases": cases,
@@ -218,6 +220,16 @@ def _figures(figure_data, out: Path, acceleration: float) -> tuple[str, str]:
                                   scores=scores)
     gif = recon_comparison_gif(stacked["reference"][s], methods, out / "comparison.gif")
     return str(fig), str(gif)
+
+
+def worst_frame_psnr(pred: np.ndarray, reference: np.ndarray, data_range: float) -> float:
+    """The lowest PSNR of one cardiac phase of a case (all its slices at that frame), with the
+    case's data range: the phase the method gets most wrong, usually end systole.
+
+    pred, reference: (S, T, H, W) magnitudes
+    """
+    frames = reference.shape[1]
+    return min(psnr(torch.from_numpy(pred[:, t]), torch.from_numpy(reference[:, t]), data_range) for t in range(frames))
 
 
 def parameter_count(model: nn.Module) -> int:

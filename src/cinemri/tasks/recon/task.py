@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from cinemri.data import ReconBatch, collate_recon, split_cases
-from cinemri.metrics import nmse_batch, psnr_batch, ssim_batch
+from cinemri.metrics import nmse_batch, psnr_batch, ssim_batch, worst_frame_psnr_batch
 from cinemri.recon import build_reconstructor
 from cinemri.recon.config import MODEL_NAME, load_recon_config
 from cinemri.recon.losses import recon_loss
@@ -28,7 +28,9 @@ class ReconTask:
 
     loss: the configured terms on the complex image, in the dataset's normalised scale.
     validate: per-slice ``loss``, ``psnr``, ``ssim``, ``nmse`` on magnitudes with the data range
-    of each slice (max |target| of that slice, all frames); :mod:`cinemri.tasks.recon.evaluate`
+    of each slice (max |target| of that slice, all frames), and ``psnr_worst_frame`` (the
+    slice's lowest per-frame PSNR, usually end systole: ``train.monitor: val_psnr_worst_frame``
+    selects for the frame that decides the ejection fraction); :mod:`cinemri.tasks.recon.evaluate`
     scores whole cases.
     """
 
@@ -107,7 +109,7 @@ class ReconTask:
         losses = torch.stack([recon_loss(pred[i:i + 1], batch.target[i:i + 1], self.terms)[0]
                               for i in range(pred.shape[0])])  # (B,)
         return {"loss": losses, "psnr": psnr_batch(pred, batch.target), "ssim": ssim_batch(pred, batch.target),
-                "nmse": nmse_batch(pred, batch.target)}
+                "nmse": nmse_batch(pred, batch.target), "psnr_worst_frame": worst_frame_psnr_batch(pred, batch.target)}
 
 
 def train(files: Sequence[str | os.PathLike], overrides: Sequence[str] = (), resume: str | os.PathLike | None = None,

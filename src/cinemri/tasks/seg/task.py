@@ -22,7 +22,7 @@ from cinemri.labels import STRUCTURES
 from cinemri.seg.augment import augment_batch, heart_crop
 from cinemri.seg.config import SegExperiment, SegLossSection, load_seg_config
 from cinemri.seg.losses import CombinedLoss, CrossEntropyLoss, SoftDiceLoss
-from cinemri.seg.models import build_segmenter, segmenter_arguments
+from cinemri.seg.models import ENSEMBLE, build_segmenter, segmenter_arguments
 from cinemri.seg.schedules import SCHEDULES
 from cinemri.tasks.seg.data import CaseRef, split_cases
 from cinemri.train import FitResult, fit
@@ -94,6 +94,9 @@ class SegTask:
 
     def __init__(self, cfg: SegExperiment, train_refs: list[CaseRef] | None = None,
                  val_refs: list[CaseRef] | None = None) -> None:
+        if cfg.model.name == ENSEMBLE:
+            raise ValueError("model.name 'ensemble' is not trained: train its members, then join them with "
+                             "`cinemri export-weights A.pt B.pt ... out.pt`")
         known = segmenter_arguments(cfg.model.name)  # ValueError for an unknown name
         unknown = sorted(set(cfg.model.args) - set(known))
         if unknown:
