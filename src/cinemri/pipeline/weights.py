@@ -128,10 +128,10 @@ def ensemble_weights(checkpoints: Sequence[str | os.PathLike], out_path: str | o
             raise ValueError(f"checkpoint {path}: not a segmentation checkpoint; only segmenters form an ensemble")
         if state["model_name"] == ENSEMBLE:
             raise ValueError(f"checkpoint {path} is already an ensemble; list its members instead")
-        preprocess = (config.get("data") or {}).get("preprocess")
-        if preprocess != (first.get("data") or {}).get("preprocess"):
-            raise ValueError(f"checkpoint {path}: data.preprocess {preprocess!r} differs from {checkpoints[0]}'s; "
-                             "ensemble members must be trained on the same preprocessing")
+        preprocess, expected = _inference_preprocess(config), _inference_preprocess(first)
+        if preprocess != expected:
+            raise ValueError(f"checkpoint {path}: data.preprocess {preprocess!r} differs from {checkpoints[0]}'s "
+                             f"{expected!r}; ensemble members must be trained on the same preprocessing")
         classes = _num_classes(state)
         if classes != _num_classes(states[0]):
             raise ValueError(f"checkpoint {path}: {classes} classes, {checkpoints[0]} has {_num_classes(states[0])}")
@@ -144,6 +144,15 @@ def ensemble_weights(checkpoints: Sequence[str | os.PathLike], out_path: str | o
                  best_metric=None, best_epoch=None)
     save_checkpoint(out_path, _slim(state, config, weights, half))
     return Path(out_path)
+
+
+# what shapes a network's input at inference (SliceGrid): members must agree on these
+_INFERENCE_PREPROCESS = ("spacing_mm", "size", "normalization", "percentiles")
+
+
+def _inference_preprocess(config: dict) -> dict:
+    preprocess = (config.get("data") or {}).get("preprocess") or {}
+    return {key: preprocess.get(key) for key in _INFERENCE_PREPROCESS}
 
 
 def _num_classes(state: dict) -> int | None:
