@@ -18,10 +18,11 @@ import argparse
 import json
 from pathlib import Path
 
+from cinemri.labels import STRUCTURES
+
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ("unet-combined-aug", "mednext-combined-aug", "mmnet-combined-aug")
 LOSSES = ("unet-ce-aug", "unet-dice-aug", "unet-combined-aug", "unet-combined_adaptive-aug")
-STRUCTURES = ("rv", "myo", "lv")
 
 
 def _scores(summary: dict) -> str:

@@ -47,8 +47,17 @@ def test_seg_config_loads_with_its_schema(path, tmp_path):
         load_seg_config([path], DATA)
 
 
-def test_equal_time_comparisons_share_one_budget():
+def test_equal_time_comparisons_share_one_budget_and_their_unet_run(tmp_path):
+    """Both seg comparisons run into one folder, where the U-Net + combined loss variant of the
+    model comparison is read back by the loss comparison: it must be the same experiment."""
+    from cinemri.train.config import config_to_dict
+
+    found = {}
     for name in ("compare_models_real.yaml", "compare_losses_real.yaml"):
         config = load_config(AblationExperiment, [CONFIGS / "seg" / name], DATA)
-        assert config.train.time_budget_min == 30
-    assert load_recon_config([CONFIGS / "recon" / "ablation_real.yaml"], DATA).train.time_budget_min == 10
+        assert config.train.time_budget_min and config.train.time_budget_min > 0
+        found[name] = variants(config, tmp_path)
+    models, losses = found.values()
+    assert config_to_dict(models["unet-combined-aug"]) == config_to_dict(losses["unet-combined-aug"])
+    assert {v.train.time_budget_min for exp in found.values() for v in exp.values()} == {20}
+    assert load_recon_config([CONFIGS / "recon" / "ablation_real.yaml"], DATA).train.time_budget_min > 0

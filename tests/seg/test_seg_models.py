@@ -379,8 +379,9 @@ def test_ensemble_output_is_the_log_of_the_members_mean_probabilities() -> None:
     torch.testing.assert_close(torch.softmax(out, dim=1), expected, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(out.exp().sum(dim=1), torch.ones(2, 32, 32), rtol=1e-5, atol=1e-5)
     # in training mode a deep-supervised member's main output counts, not its coarser ones
-    ensemble.members[0].deep_supervision = True
-    ensemble.train()
+    supervised = [{"name": "unet", "args": {**SMALL["unet"], "deep_supervision": True}}, members[1]]
+    ensemble = build_segmenter("ensemble", {"members": supervised}).train()
+    assert isinstance(ensemble.members[0](x), list)
     with torch.no_grad():
         assert ensemble(x).shape == (2, 4, 32, 32)
 

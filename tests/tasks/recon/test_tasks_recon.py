@@ -195,7 +195,7 @@ def test_eval_writes_documented_results(trained, phantom, tmp_path):
     for name in ("metrics.csv", "metrics.json", "comparison.png", "comparison.gif"):
         assert (tmp_path / "eval" / name).stat().st_size > 0
     header = (tmp_path / "eval" / "metrics.csv").read_text().splitlines()[0]
-    assert header.startswith("case,model_psnr,model_ssim,model_nmse,zero_filled_psnr")
+    assert header.startswith("case,model_psnr,model_ssim,model_nmse,model_psnr_worst_frame,zero_filled_psnr")
     assert result["methods"]["model"]["params"] > 0
 
 
