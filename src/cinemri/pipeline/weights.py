@@ -122,19 +122,20 @@ def ensemble_weights(checkpoints: Sequence[str | os.PathLike], out_path: str | o
     states = [load_checkpoint(path) for path in checkpoints]
     members, weights = [], {}
     first = states[0].get("config") or {}
+    expected_preprocess, expected_classes = _inference_preprocess(first), _num_classes(states[0])
     for i, (path, state) in enumerate(zip(checkpoints, states)):
         config = state.get("config") or {}
         if not _is_segmentation(config):
             raise ValueError(f"checkpoint {path}: not a segmentation checkpoint; only segmenters form an ensemble")
         if state["model_name"] == ENSEMBLE:
             raise ValueError(f"checkpoint {path} is already an ensemble; list its members instead")
-        preprocess, expected = _inference_preprocess(config), _inference_preprocess(first)
-        if preprocess != expected:
+        preprocess = _inference_preprocess(config)
+        if preprocess != expected_preprocess:
             raise ValueError(f"checkpoint {path}: data.preprocess {preprocess!r} differs from {checkpoints[0]}'s "
-                             f"{expected!r}; ensemble members must be trained on the same preprocessing")
+                             f"{expected_preprocess!r}; ensemble members must be trained on the same preprocessing")
         classes = _num_classes(state)
-        if classes != _num_classes(states[0]):
-            raise ValueError(f"checkpoint {path}: {classes} classes, {checkpoints[0]} has {_num_classes(states[0])}")
+        if classes != expected_classes:
+            raise ValueError(f"checkpoint {path}: {classes} classes, {checkpoints[0]} has {expected_classes}")
         members.append({"name": state["model_name"], "args": dict(state["model_args"])})
         weights.update({f"members.{i}.{k}": v for k, v in state["model"].items()})
     config = copy.deepcopy(first)

@@ -25,7 +25,7 @@ from torch import nn
 from cinemri.data import ReconSample, collate_recon, split_cases
 from cinemri.files import check_output_dir, check_output_file, write_json
 from cinemri.io import is_case_path
-from cinemri.metrics import MetricTable, nmse, psnr, ssim
+from cinemri.metrics import MetricTable, nmse, psnr, ssim, worst_frame_psnr_batch
 from cinemri.recon import CSOptions, cs_tv, zero_filled
 from cinemri.recon.inference import inference_precision, load_reconstructor
 from cinemri.report.recon_figures import recon_comparison_figure, recon_comparison_gif
@@ -163,7 +163,8 @@ def evaluate(checkpoint: str | os.PathLike, data: str | os.PathLike | Sequence[s
         for name in methods:
             pred = torch.from_numpy(stacked[name].reshape(ref.shape))  # (S*T, H, W)
             scores = {"psnr": psnr(pred, ref, data_range), "ssim": ssim(pred, ref, data_range), "nmse": nmse(pred, ref),
-                      "psnr_worst_frame": worst_frame_psnr(stacked[name], stacked["reference"], data_range)}
+                      "psnr_worst_frame": float(worst_frame_psnr_batch(_as_one_cine(stacked[name]),
+                                                                       _as_one_cine(stacked["reference"]))[0])}
             per_method[name] = scores
             row.update({f"{name}_{k}": v for k, v in scores.items()})
         name = sample.name
@@ -222,14 +223,12 @@ def _figures(figure_data, out: Path, acceleration: float) -> tuple[str, str]:
     return str(fig), str(gif)
 
 
-def worst_frame_psnr(pred: np.ndarray, reference: np.ndarray, data_range: float) -> float:
-    """The lowest PSNR of one cardiac phase of a case (all its slices at that frame), with the
-    case's data range: the phase the method gets most wrong, usually end systole.
-
-    pred, reference: (S, T, H, W) magnitudes
-    """
-    frames = reference.shape[1]
-    return min(psnr(torch.from_numpy(pred[:, t]), torch.from_numpy(reference[:, t]), data_range) for t in range(frames))
+def _as_one_cine(images: np.ndarray) -> torch.Tensor:
+    """(S, T, H, W) -> (1, T, S * H, W): a case's slices side by side in each frame, so that a
+    per-frame metric of :mod:`cinemri.metrics` scores each cardiac phase over all slices with
+    the case's data range."""
+    s, t, h, w = images.shape
+    return torch.from_numpy(images).permute(1, 0, 2, 3).reshape(1, t, s * h, w)
 
 
 def parameter_count(model: nn.Module) -> int:
