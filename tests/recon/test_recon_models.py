@@ -2,9 +2,11 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from cinemri.recon import CBAM, CRNN, ResNet3D, UNet2D1D, UNet3D, channels_to_complex, complex_to_channels
+from cinemri.recon.cbam import conv3d_by_frames
 from cinemri.recon.padding import crop_to, pad_to_multiple
 
 TINY = {
@@ -79,6 +81,26 @@ def test_cbam_spatial_attention_spans_time_in_3d():
     stats = lambda v: torch.cat([v.mean(1, keepdim=True), v.amax(1, keepdim=True)], 1)  # noqa: E731
     assert not torch.allclose(gate(stats(x))[:, :, 2], gate(stats(y))[:, :, 2])
     assert torch.allclose(gate(stats(x))[:, :, 5], gate(stats(y))[:, :, 5])  # 5 frames away: outside k=7
+
+
+def test_conv3d_by_frames_equals_conv3d_values_and_gradients():
+    """The frame-wise 2D form of CBAM's 3D gate convolution is F.conv3d, forward and backward,
+    also with fewer frames than taps and several output channels."""
+    torch.manual_seed(0)
+    for (batch, channels, frames, out_channels, k) in ((2, 2, 6, 1, 7), (1, 3, 3, 2, 5), (2, 2, 1, 1, 3)):
+        x = torch.randn(batch, channels, frames, 9, 11, dtype=torch.float64, requires_grad=True)
+        weight = torch.randn(out_channels, channels, k, k, k, dtype=torch.float64, requires_grad=True)
+        bias = torch.randn(out_channels, dtype=torch.float64, requires_grad=True)
+        grad_out = torch.randn(batch, out_channels, frames, 9, 11, dtype=torch.float64)
+        ours = conv3d_by_frames(x, weight, bias)
+        grads = torch.autograd.grad(ours, (x, weight, bias), grad_out)
+        ref = F.conv3d(x, weight, bias, padding=k // 2)
+        ref_grads = torch.autograd.grad(ref, (x, weight, bias), grad_out)
+        torch.testing.assert_close(ours, ref)
+        for got, want in zip(grads, ref_grads):
+            torch.testing.assert_close(got, want)
+    with pytest.raises(ValueError, match="cubic"):
+        conv3d_by_frames(torch.randn(1, 2, 3, 5, 5), torch.randn(1, 2, 3, 5, 5), None)
 
 
 def test_cbam_changes_unet_output():
