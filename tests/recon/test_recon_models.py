@@ -7,6 +7,7 @@ from torch import nn
 
 from cinemri.recon import CBAM, CRNN, ResNet3D, UNet2D1D, UNet3D, channels_to_complex, complex_to_channels
 from cinemri.recon.cbam import conv3d_by_frames
+from cinemri.recon.unet3d import max_pool_views
 from cinemri.recon.padding import crop_to, pad_to_multiple
 
 TINY = {
@@ -190,3 +191,18 @@ def test_cbam_bf16_gradients_are_right_with_channels_last_inputs_and_weights():
         grads.append({name: p.grad.clone() for name, p in cbam.named_parameters()})
     for name, fp32 in grads[0].items():
         assert (grads[1][name] - fp32).norm() < 0.05 * fp32.norm(), name
+
+
+def test_max_pool_views_equals_max_pool3d():
+    """The inference pooling of the 3D U-Net gives MaxPool3d's values (space only and space-time),
+    and the U-Net's output is the same with and without a gradient to carry."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 4, 6, 8)
+    for pool in ((1, 2, 2), (2, 2, 2)):
+        assert torch.equal(max_pool_views(x, pool), nn.MaxPool3d(pool)(x))
+    with pytest.raises(ValueError, match="pool"):
+        max_pool_views(x, (1, 3, 3))
+    model = UNet3D(base_channels=4, depth=2, cbam=True, pool_time=True).eval()
+    trained_path = model(x[:, :2].requires_grad_())
+    with torch.inference_mode():
+        torch.testing.assert_close(model(x[:, :2]), trained_path.detach())

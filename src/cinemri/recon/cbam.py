@@ -14,6 +14,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def channel_max(x: Tensor, dim: int, keepdim: bool = False) -> Tensor:
+    """``x.max(dim).values``, by the fastest CPU path for the case: with a gradient to carry,
+    ``max`` (amax's backward re-scans the input for ties, ~3x slower); without, ``amax`` (no
+    indices: ~10x faster over channels in bf16). The values are the same."""
+    if torch.is_grad_enabled() and x.requires_grad:
+        return x.max(dim=dim, keepdim=keepdim).values
+    return x.amax(dim=dim, keepdim=keepdim)
+
+
 class ChannelAttention(nn.Module):
     """Channel gate of CBAM.
 
@@ -31,8 +40,7 @@ class ChannelAttention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         flat = x.flatten(2)  # (B, C, N)
-        # max(...).values, not amax: amax's gradient re-scans the input for ties (~3x slower on CPU)
-        gate = self.mlp(flat.mean(dim=2)) + self.mlp(flat.max(dim=2).values)  # (B, C)
+        gate = self.mlp(flat.mean(dim=2)) + self.mlp(channel_max(flat, dim=2))  # (B, C)
         gate = torch.sigmoid(gate).view(*gate.shape, *([1] * (x.ndim - 2)))  # (B, C, 1, ...)
         return x * gate
 
@@ -53,7 +61,7 @@ class SpatialAttention(nn.Module):
         self.conv = conv(2, 1, kernel_size, padding=kernel_size // 2)
 
     def forward(self, x: Tensor) -> Tensor:
-        stats = torch.cat([x.mean(dim=1, keepdim=True), x.max(dim=1, keepdim=True).values], dim=1)  # (B, 2, *spatial)
+        stats = torch.cat([x.mean(dim=1, keepdim=True), channel_max(x, dim=1, keepdim=True)], dim=1)  # (B, 2, *spatial)
         # The gate's convolution runs in fp32 and channels-last, whatever the autocast around it:
         # with 2 -> 1 channels and a 7x7x7 kernel, oneDNN's bf16 or standard-layout weight gradient
         # is ~3.5x slower on CPU, and its bf16 channels-last weight gradient is wrong on small inputs
