@@ -13,11 +13,16 @@ from cinemri.masks import cartesian_mask
 from cinemri.physics import (
     apply_mask,
     estimate_coil_maps,
+    fft1c,
     fft2c,
+    hybrid_adjoint,
+    hybrid_forward,
+    ifft1c,
     ifft2c,
     rss,
     sense_adjoint,
     sense_forward,
+    to_hybrid,
 )
 
 
@@ -46,6 +51,35 @@ def test_fft2c_matches_numpy_centered_orthonormal_fft(shape):
         np.fft.ifft2(np.fft.ifftshift(xn, axes=(-2, -1)), norm="ortho"), axes=(-2, -1)
     )
     np.testing.assert_allclose(ifft2c(x).numpy(), ref_inv, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(15, 12), (12, 15), (16, 14), (2, 6, 7, 10)])
+@pytest.mark.parametrize("dim", [-1, -2])
+def test_fft1c_matches_numpy_and_composes_into_fft2c(shape, dim):
+    x = _randn_complex(*shape, seed=3)
+    xn = x.numpy()
+    for ours, numpy_transform in ((fft1c, np.fft.fft), (ifft1c, np.fft.ifft)):
+        ref = np.fft.fftshift(numpy_transform(np.fft.ifftshift(xn, axes=dim), axis=dim, norm="ortho"), axes=dim)
+        np.testing.assert_allclose(ours(x, dim).numpy(), ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fft1c(fft1c(x, -1), -2), fft2c(x), rtol=0, atol=1e-5)
+    torch.testing.assert_close(ifft1c(fft1c(x, dim), dim), x, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="dim"):
+        fft1c(x, 0)
+
+
+def test_hybrid_operators_are_the_sense_operators_before_the_readout_fft():
+    """F_W S x is to_hybrid(F S x); its adjoint passes the dot-product test; with an
+    H-invariant mask, M commutes with the readout transform: A^H M y = S^H F_W^H M to_hybrid(y)."""
+    b, c, t, h, w = 2, 3, 4, 10, 9
+    image, maps = _randn_complex(b, t, h, w, seed=4), _randn_complex(b, c, h, w, seed=5)
+    torch.testing.assert_close(hybrid_forward(image, maps), to_hybrid(sense_forward(image, maps)), rtol=0, atol=1e-5)
+    y = _randn_complex(b, c, t, h, w, seed=6)
+    lhs, rhs = _inner(hybrid_forward(image, maps), y), _inner(image, hybrid_adjoint(y, maps))
+    assert abs(lhs - rhs) < 1e-4 * abs(lhs)
+    mask = torch.rand(b, 1, t, 1, w, generator=torch.Generator().manual_seed(7)) < 0.4
+    zero = torch.zeros((), dtype=y.dtype)
+    torch.testing.assert_close(hybrid_adjoint(torch.where(mask, to_hybrid(y), zero), maps),
+                               sense_adjoint(y, maps, mask), rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("shape", [(15, 12), (2, 4, 13, 11)])

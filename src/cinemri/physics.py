@@ -57,6 +57,43 @@ def _centered(x: Tensor, transform) -> Tensor:
     return transform(x * before, dim=_SPATIAL, norm="ortho") * after
 
 
+def fft1c(x: Tensor, dim: int) -> Tensor:
+    """Centered, orthonormal 1D FFT along ``dim`` (-1: phase encode W, -2: readout H).
+
+    x: (..., H, W) complex -> same shape; ``fft2c(x) == fft1c(fft1c(x, -1), -2)``.
+    """
+    return _centered_1d(x, dim, torch.fft.fft)
+
+
+def ifft1c(k: Tensor, dim: int) -> Tensor:
+    """Exact inverse of :func:`fft1c` along the same ``dim``."""
+    return _centered_1d(k, dim, torch.fft.ifft)
+
+
+def _centered_1d(x: Tensor, dim: int, transform) -> Tensor:
+    """``fftshift(transform(ifftshift(x)))`` along one of the last two dims, orthonormal; even
+    sizes by the modulation of :func:`_centered` (alternating signs, s = (-1)^(N/2))."""
+    if dim not in (-1, -2):
+        raise ValueError(f"dim must be -1 or -2, got {dim}")
+    n = x.shape[dim]
+    if n % 2:
+        x = torch.fft.ifftshift(x, dim=dim)
+        return torch.fft.fftshift(transform(x, dim=dim, norm="ortho"), dim=dim)
+    before, after = _alternating(n, x.device, x.real.dtype)
+    if dim == -2:
+        before, after = before[:, None], after[:, None]
+    return transform(x * before, dim=dim, norm="ortho") * after
+
+
+@functools.lru_cache(maxsize=32)
+def _alternating(n: int, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """(c, s c) of :func:`_centered_1d` as (N,) tensors of +-1, c[i] = (-1)^i; cached like
+    :func:`_checkerboards`."""
+    with torch.inference_mode(False):
+        checker = (1 - 2 * (torch.arange(n, device=device) % 2)).to(dtype)
+        return checker, checker if (n // 2) % 2 == 0 else -checker
+
+
 @functools.lru_cache(maxsize=32)
 def _checkerboards(h: int, w: int, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
     """(c, s c) of :func:`_centered` as (H, W) tensors of +-1, made once per size (every DC step
@@ -103,6 +140,34 @@ def sense_adjoint(kspace: Tensor, maps: Tensor, mask: Tensor | None = None) -> T
         kspace = apply_mask(kspace, mask)
     coil_images = ifft2c(kspace)  # (B, C, T, H, W)
     return (maps.conj().unsqueeze(2) * coil_images).sum(dim=1)
+
+
+def to_hybrid(kspace: Tensor) -> Tensor:
+    """k-space -> hybrid (x, ky) space: the inverse FFT along the fully sampled readout H.
+
+    kspace: (..., H, W) complex -> (..., H, W) complex. A Cartesian mask that is the same on
+    every readout row, (B, 1, T, 1, W), commutes with this transform, so data consistency can
+    work in hybrid space with 1D FFTs along W only (:func:`hybrid_forward`)."""
+    return ifft1c(kspace, -2)
+
+
+def hybrid_forward(image: Tensor, maps: Tensor) -> Tensor:
+    """The SENSE operator into hybrid space, F_W S x (no mask; :func:`to_hybrid` of
+    :func:`sense_forward` without a mask).
+
+    image: (B, T, H, W) complex64, maps: (B, C, H, W) complex64 -> (B, C, T, H, W) complex64
+    """
+    _check_sense(image, maps, "image", 4)
+    return fft1c(maps.unsqueeze(2) * image.unsqueeze(1), -1)
+
+
+def hybrid_adjoint(hybrid: Tensor, maps: Tensor) -> Tensor:
+    """Adjoint of :func:`hybrid_forward`: S^H F_W^H h.
+
+    hybrid: (B, C, T, H, W) complex64, maps: (B, C, H, W) complex64 -> (B, T, H, W) complex64
+    """
+    _check_sense(hybrid, maps, "hybrid", 5)
+    return (maps.conj().unsqueeze(2) * ifft1c(hybrid, -1)).sum(dim=1)
 
 
 def rss(coil_images: Tensor, dim: int = 1) -> Tensor:

@@ -263,3 +263,20 @@ def test_channels_last_gives_the_same_output_and_gradients():
     torch.testing.assert_close(lows[1], lows[0], rtol=1e-2, atol=1e-3)
     for name, a, b in zip(dict(plain.named_parameters()), plain.parameters(), fast.parameters()):
         assert (b.grad - a.grad).norm() <= 0.02 * a.grad.norm() + 1e-6, name
+
+
+def test_hybrid_space_dc_leaves_the_cascade_unchanged():
+    """A mask given per readout row, (B, 1, T, H, W), keeps every DC step in k-space; the same mask
+    as (B, 1, T, 1, W) takes the hybrid-space path: same output and same gradients."""
+    kspace, mask, maps = _problem()
+    torch.manual_seed(0)
+    model = Cascade(_tiny, num_stages=3, dc_mode="soft")
+    outputs, grads = [], []
+    for m in (mask, mask.expand(B, 1, T, H, W)):
+        model.zero_grad()
+        out = model(kspace, m, maps)
+        out.abs().sum().backward()
+        outputs.append(out.detach())
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=1e-5)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-5)

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from cinemri.physics import fft2c, sense_adjoint, sense_forward
+from cinemri.physics import fft2c, sense_adjoint, sense_forward, to_hybrid
 from cinemri.recon import dc as dc_module
 from cinemri.recon import DataConsistency, hard_dc, soft_dc
 
@@ -132,3 +132,25 @@ def test_dc_module_calls_no_fft_of_its_own():
     names |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
     names |= {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
     assert {"sense_forward", "sense_adjoint"} <= names and not [n for n in names if "fft" in n.lower()]
+
+
+def test_hybrid_space_dc_equals_kspace_dc():
+    """DC with the measurement in hybrid (x, ky) space (1D FFTs along W) gives the k-space result:
+    hard, soft and with hardness, general maps, even and odd sizes; a mask that varies along the
+    readout is refused there."""
+    for b, c, t, h, w in ((2, 3, 3, 9, 11), (1, 2, 4, 8, 12)):
+        maps = _complex(b, c, h, w, seed=8)
+        mask = torch.rand(b, 1, t, 1, w, generator=torch.Generator().manual_seed(9)) < 0.4
+        estimate = _complex(b, t, h, w, seed=10)
+        kspace = sense_forward(_complex(b, t, h, w, seed=11), maps, mask)
+        measured = to_hybrid(kspace)
+        torch.testing.assert_close(hard_dc(estimate, measured, mask, maps, hybrid=True),
+                                   hard_dc(estimate, kspace, mask, maps), rtol=0, atol=1e-5)
+        torch.testing.assert_close(soft_dc(estimate, measured, mask, maps, 0.6, hybrid=True),
+                                   soft_dc(estimate, kspace, mask, maps, 0.6), rtol=0, atol=1e-5)
+        soft = DataConsistency(mode="soft", init_lambda=0.6)
+        with torch.no_grad():
+            torch.testing.assert_close(soft(estimate, measured, mask, maps, hardness=0.5, hybrid=True),
+                                       soft(estimate, kspace, mask, maps, hardness=0.5), rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="readout"):
+        hard_dc(estimate, measured, mask.expand(b, 1, t, h, w), maps, hybrid=True)

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from cinemri.physics import sense_adjoint
+from cinemri.physics import sense_adjoint, to_hybrid
 from cinemri.recon.baselines import cs_tv, view_sharing
 from cinemri.recon.channels import channels_to_complex, complex_to_channels
 from cinemri.recon.dc import DataConsistency
@@ -35,7 +35,9 @@ class Cascade(nn.Module):
     ``dc_hardness`` in [0, 1] pushes soft DC towards hard DC (see :class:`DataConsistency`);
     a training schedule passes it, inference leaves it at 0.
     Under autocast only the denoisers run in the low precision: the initial image and every
-    DC step run in complex64 (STYLE.md rule 2).
+    DC step run in complex64 (STYLE.md rule 2). With a mask that is the same on every readout
+    row, (B, 1, T, 1, W), the measurement goes to hybrid (x, ky) space once and every DC step
+    works there (1D FFTs along W: the same result at half the FFT work).
 
     Args:
         make_denoiser: builds one denoiser mapping (B, 2, T, H, W) -> (B, 2, T, H, W).
@@ -93,13 +95,13 @@ class Cascade(nn.Module):
             self.denoisers.to(memory_format=torch.channels_last_3d)
 
     def _stage(self, index: int, image: Tensor, kspace: Tensor, mask: Tensor, maps: Tensor,
-               dc_hardness: float) -> Tensor:
+               dc_hardness: float, hybrid: bool) -> Tensor:
         denoiser = self.denoisers[0 if self.shared_weights else index]
         channels = complex_to_channels(image)  # (B, 2, T, H, W) float32
         if self.channels_last:
             channels = channels.contiguous(memory_format=torch.channels_last_3d)
         denoised = channels_to_complex(denoiser(channels))  # (B, T, H, W) complex64
-        return self.dcs[index](denoised, kspace, mask, maps, hardness=dc_hardness)
+        return self.dcs[index](denoised, kspace, mask, maps, hardness=dc_hardness, hybrid=hybrid)
 
     def forward(self, kspace: Tensor, mask: Tensor, maps: Tensor, *, dc_hardness: float = 0.0) -> Tensor:
         if self.init == "view_sharing":
@@ -110,10 +112,15 @@ class Cascade(nn.Module):
         else:
             with torch.autocast(device_type=kspace.device.type, enabled=False):
                 image = sense_adjoint(kspace, maps, mask)  # (B, T, H, W) complex64
+        hybrid = mask.shape[-2] == 1
+        if hybrid:
+            with torch.autocast(device_type=kspace.device.type, enabled=False):
+                kspace = to_hybrid(kspace)  # (B, C, T, H, W): y_h = F_H^H y, for every DC step
         use_checkpoint = self.checkpoint_stages and torch.is_grad_enabled()
         for index in range(self.num_stages):
             if use_checkpoint:
-                image = checkpoint(self._stage, index, image, kspace, mask, maps, dc_hardness, use_reentrant=False)
+                image = checkpoint(self._stage, index, image, kspace, mask, maps, dc_hardness, hybrid,
+                                   use_reentrant=False)
             else:
-                image = self._stage(index, image, kspace, mask, maps, dc_hardness)
+                image = self._stage(index, image, kspace, mask, maps, dc_hardness, hybrid)
         return image
