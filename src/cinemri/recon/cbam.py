@@ -23,6 +23,14 @@ def channel_max(x: Tensor, dim: int, keepdim: bool = False) -> Tensor:
     return x.amax(dim=dim, keepdim=keepdim)
 
 
+def mean_fp32(x: Tensor, dim: int, keepdim: bool = False) -> Tensor:
+    """``x.mean(dim)`` summed and returned in float32, outside autocast: on bf16 CPU tensors
+    ``mean`` converts a copy of the whole tensor first (~6x slower at a cine's size), and the
+    float32 sum is exact where a bf16 mean is rounded."""
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        return x.sum(dim=dim, keepdim=keepdim, dtype=torch.float32) / x.shape[dim]
+
+
 class ChannelAttention(nn.Module):
     """Channel gate of CBAM.
 
@@ -40,7 +48,7 @@ class ChannelAttention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         flat = x.flatten(2)  # (B, C, N)
-        gate = self.mlp(flat.mean(dim=2)) + self.mlp(channel_max(flat, dim=2))  # (B, C)
+        gate = self.mlp(mean_fp32(flat, dim=2)) + self.mlp(channel_max(flat, dim=2))  # (B, C)
         gate = torch.sigmoid(gate).view(*gate.shape, *([1] * (x.ndim - 2)))  # (B, C, 1, ...)
         return x * gate
 
@@ -61,7 +69,8 @@ class SpatialAttention(nn.Module):
         self.conv = conv(2, 1, kernel_size, padding=kernel_size // 2)
 
     def forward(self, x: Tensor) -> Tensor:
-        stats = torch.cat([x.mean(dim=1, keepdim=True), channel_max(x, dim=1, keepdim=True)], dim=1)  # (B, 2, *spatial)
+        stats = torch.cat([mean_fp32(x, dim=1, keepdim=True), channel_max(x, dim=1, keepdim=True).float()],
+                          dim=1)  # (B, 2, *spatial) float32
         # The gate's convolution runs in fp32 and channels-last, whatever the autocast around it:
         # with 2 -> 1 channels and a 7x7x7 kernel, oneDNN's bf16 or standard-layout weight gradient
         # is ~3.5x slower on CPU, and its bf16 channels-last weight gradient is wrong on small inputs
