@@ -29,7 +29,7 @@ def fft2c(x: Tensor) -> Tensor:
 
     x: (..., H, W) complex  ->  (..., H, W) complex k-space with DC at the centre.
     """
-    return _centered(x, torch.fft.fft2)
+    return _centered(x, torch.fft.fftn, _SPATIAL)
 
 
 def ifft2c(k: Tensor) -> Tensor:
@@ -37,24 +37,7 @@ def ifft2c(k: Tensor) -> Tensor:
 
     k: (..., H, W) complex  ->  (..., H, W) complex image.
     """
-    return _centered(k, torch.fft.ifft2)
-
-
-def _centered(x: Tensor, transform) -> Tensor:
-    """``fftshift(transform(ifftshift(x)))`` over (H, W), orthonormal.
-
-    For even H and W the shifts are modulations: rolling by N/2 before the transform multiplies
-    frequency k by (-1)^k, rolling after it is the transform of the input times (-1)^n. So the
-    result is s c transform(c x), with the checkerboard c[h, w] = (-1)^(h + w) and
-    s = (-1)^(H/2 + W/2) (the same for the inverse); two multiplications cost less than two
-    rolls, forward and in the gradient. Odd sizes roll.
-    """
-    h, w = x.shape[-2:]
-    if h % 2 or w % 2:
-        x = torch.fft.ifftshift(x, dim=_SPATIAL)
-        return torch.fft.fftshift(transform(x, dim=_SPATIAL, norm="ortho"), dim=_SPATIAL)
-    before, after = _checkerboards(h, w, x.device, x.real.dtype)
-    return transform(x * before, dim=_SPATIAL, norm="ortho") * after
+    return _centered(k, torch.fft.ifftn, _SPATIAL)
 
 
 def fft1c(x: Tensor, dim: int) -> Tensor:
@@ -62,47 +45,50 @@ def fft1c(x: Tensor, dim: int) -> Tensor:
 
     x: (..., H, W) complex -> same shape; ``fft2c(x) == fft1c(fft1c(x, -1), -2)``.
     """
-    return _centered_1d(x, dim, torch.fft.fft)
+    return _centered(x, torch.fft.fftn, _one_dim(dim))
 
 
 def ifft1c(k: Tensor, dim: int) -> Tensor:
     """Exact inverse of :func:`fft1c` along the same ``dim``."""
-    return _centered_1d(k, dim, torch.fft.ifft)
+    return _centered(k, torch.fft.ifftn, _one_dim(dim))
 
 
-def _centered_1d(x: Tensor, dim: int, transform) -> Tensor:
-    """``fftshift(transform(ifftshift(x)))`` along one of the last two dims, orthonormal; even
-    sizes by the modulation of :func:`_centered` (alternating signs, s = (-1)^(N/2))."""
-    if dim not in (-1, -2):
+def _one_dim(dim: int) -> tuple[int]:
+    if dim not in _SPATIAL:
         raise ValueError(f"dim must be -1 or -2, got {dim}")
-    n = x.shape[dim]
-    if n % 2:
-        x = torch.fft.ifftshift(x, dim=dim)
-        return torch.fft.fftshift(transform(x, dim=dim, norm="ortho"), dim=dim)
-    before, after = _alternating(n, x.device, x.real.dtype)
-    if dim == -2:
-        before, after = before[:, None], after[:, None]
-    return transform(x * before, dim=dim, norm="ortho") * after
+    return (dim,)
+
+
+def _centered(x: Tensor, transform, dims: tuple[int, ...]) -> Tensor:
+    """``fftshift(transform(ifftshift(x)))`` over ``dims`` (of the last two), orthonormal.
+
+    For even sizes the shifts are modulations: rolling by N/2 before the transform multiplies
+    frequency k by (-1)^k, rolling after it is the transform of the input times (-1)^n. So the
+    result is s c transform(c x), with c the product over ``dims`` of (-1)^index (a checkerboard
+    in 2D) and s = (-1)^(sum of N/2) (the same for the inverse); two multiplications cost less
+    than two rolls, forward and in the gradient. Odd sizes roll.
+    """
+    sizes = tuple(x.shape[d] for d in dims)
+    if any(n % 2 for n in sizes):
+        x = torch.fft.ifftshift(x, dim=dims)
+        return torch.fft.fftshift(transform(x, dim=dims, norm="ortho"), dim=dims)
+    before, after = _modulations(sizes, dims, x.device, x.real.dtype)
+    return transform(x * before, dim=dims, norm="ortho") * after
 
 
 @functools.lru_cache(maxsize=32)
-def _alternating(n: int, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-    """(c, s c) of :func:`_centered_1d` as (N,) tensors of +-1, c[i] = (-1)^i; cached like
-    :func:`_checkerboards`."""
+def _modulations(sizes: tuple[int, ...], dims: tuple[int, ...], device: torch.device,
+                 dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """(c, s c) of :func:`_centered` as +-1 tensors that broadcast over (H, W), made once per
+    size (every DC step of a cascade asks for the same ones). Read-only: callers only multiply
+    by them. Made as normal tensors even inside ``torch.inference_mode``, so a cached pair also
+    serves training later."""
     with torch.inference_mode(False):
-        checker = (1 - 2 * (torch.arange(n, device=device) % 2)).to(dtype)
-        return checker, checker if (n // 2) % 2 == 0 else -checker
-
-
-@functools.lru_cache(maxsize=32)
-def _checkerboards(h: int, w: int, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-    """(c, s c) of :func:`_centered` as (H, W) tensors of +-1, made once per size (every DC step
-    of a cascade asks for the same ones). Read-only: callers only multiply by them. Made as normal
-    tensors even inside ``torch.inference_mode``, so a cached pair also serves training later."""
-    with torch.inference_mode(False):
-        parity = (torch.arange(h, device=device)[:, None] + torch.arange(w, device=device)) % 2
-        checker = (1 - 2 * parity).to(dtype)
-        return checker, checker if (h // 2 + w // 2) % 2 == 0 else -checker
+        checker = torch.ones((), dtype=dtype, device=device)
+        for n, dim in zip(sizes, dims):
+            signs = (1 - 2 * (torch.arange(n, device=device) % 2)).to(dtype)  # (-1)^index
+            checker = checker * (signs[:, None] if dim == -2 else signs)
+        return checker, checker if sum(n // 2 for n in sizes) % 2 == 0 else -checker
 
 
 def sense_forward(image: Tensor, maps: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -117,8 +103,7 @@ def sense_forward(image: Tensor, maps: Tensor, mask: Tensor | None = None) -> Te
             or ``mask`` is not bool.
     """
     _check_sense(image, maps, "image", 4)
-    coil_images = maps.unsqueeze(2) * image.unsqueeze(1)  # (B, C, T, H, W)
-    kspace = fft2c(coil_images)
+    kspace = fft2c(_coil_images(image, maps))  # (B, C, T, H, W)
     if mask is not None:
         kspace = apply_mask(kspace, mask)
     return kspace
@@ -138,8 +123,7 @@ def sense_adjoint(kspace: Tensor, maps: Tensor, mask: Tensor | None = None) -> T
     _check_sense(kspace, maps, "kspace", 5)
     if mask is not None:
         kspace = apply_mask(kspace, mask)
-    coil_images = ifft2c(kspace)  # (B, C, T, H, W)
-    return (maps.conj().unsqueeze(2) * coil_images).sum(dim=1)
+    return _combine(ifft2c(kspace), maps)
 
 
 def to_hybrid(kspace: Tensor) -> Tensor:
@@ -158,7 +142,7 @@ def hybrid_forward(image: Tensor, maps: Tensor) -> Tensor:
     image: (B, T, H, W) complex64, maps: (B, C, H, W) complex64 -> (B, C, T, H, W) complex64
     """
     _check_sense(image, maps, "image", 4)
-    return fft1c(maps.unsqueeze(2) * image.unsqueeze(1), -1)
+    return fft1c(_coil_images(image, maps), -1)
 
 
 def hybrid_adjoint(hybrid: Tensor, maps: Tensor) -> Tensor:
@@ -167,7 +151,17 @@ def hybrid_adjoint(hybrid: Tensor, maps: Tensor) -> Tensor:
     hybrid: (B, C, T, H, W) complex64, maps: (B, C, H, W) complex64 -> (B, T, H, W) complex64
     """
     _check_sense(hybrid, maps, "hybrid", 5)
-    return (maps.conj().unsqueeze(2) * ifft1c(hybrid, -1)).sum(dim=1)
+    return _combine(ifft1c(hybrid, -1), maps)
+
+
+def _coil_images(image: Tensor, maps: Tensor) -> Tensor:
+    """S x: (B, T, H, W) image, (B, C, H, W) maps -> (B, C, T, H, W) coil images."""
+    return maps.unsqueeze(2) * image.unsqueeze(1)
+
+
+def _combine(coil_images: Tensor, maps: Tensor) -> Tensor:
+    """S^H c: (B, C, T, H, W) coil images, (B, C, H, W) maps -> (B, T, H, W)."""
+    return (maps.conj().unsqueeze(2) * coil_images).sum(dim=1)
 
 
 def rss(coil_images: Tensor, dim: int = 1) -> Tensor:

@@ -79,9 +79,9 @@ class SpatialAttention(nn.Module):
         weight, bias = self.conv.weight.float(), self.conv.bias.float()
         with torch.autocast(device_type=x.device.type, enabled=False):
             if stats.ndim == 5:
-                gate = conv3d_by_frames(stats.float(), weight, bias)
+                gate = conv3d_by_frames(stats, weight, bias)
             else:
-                gate = F.conv2d(stats.float().contiguous(memory_format=torch.channels_last),
+                gate = F.conv2d(stats.contiguous(memory_format=torch.channels_last),
                                 weight.contiguous(memory_format=torch.channels_last), bias, padding=self.conv.padding)
         return x * torch.sigmoid(gate).to(x.dtype)
 
