@@ -12,6 +12,7 @@ from io_builders import make_case, matlab_kspace, write_acdc, write_mat73
 from cinemri.case import Case
 from cinemri.data import (ReconDataset, ReconOptions, SegDataset, SegOptions, center_crop_or_pad, collate_recon,
                           collate_seg, normalize_intensity)
+from cinemri.data.seg import context_offsets, context_planes
 from cinemri.io import write_case
 from cinemri.physics import fft2c, ifft2c, sense_adjoint, sense_forward
 
@@ -142,6 +143,29 @@ def test_seg_dataset_from_labelled_frames(tmp_path):
     assert full.image.shape == (1, 15, 12)
     assert full.image.mean().item() == pytest.approx(0, abs=1e-5) and full.image.std(unbiased=False).item() == \
         pytest.approx(1, abs=1e-4)
+
+
+def test_seg_context_channels_are_the_neighbouring_planes(tmp_path):
+    """2.5D samples: channel order (centre, slices -k..k, frames -m..m); the edge slice repeats
+    beyond the stack; frames wrap around the cycle; each channel normalised like the centre."""
+    case = make_case(seed=0, s=3, t=4, h=15, w=12)
+    path = write_case(case, tmp_path / "c.h5")
+    assert context_offsets(1, 1) == ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))
+    assert context_planes(0, 3, (3, 4), context_offsets(1, 1)) == [(0, 3), (0, 3), (1, 3), (0, 2), (0, 0)]
+    options = SegOptions(context_slices=1, context_frames=1)
+    assert options.channels == 5
+    ds = SegDataset([path], options)
+    sample = ds[[(s, t) for s in range(3) for t in (0, 2)].index((0, 0))]  # slice 0, frame 0
+    expected = [normalize_intensity(np.abs(case.image[s, t]), "zscore") for s, t in [(0, 0), (0, 0), (1, 0), (0, 3),
+                                                                                          (0, 1)]]
+    np.testing.assert_allclose(sample.image.numpy(), np.stack(expected), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(sample.labels.numpy(), case.labels[0, 0])
+    plain = SegDataset([path])[0]
+    torch.testing.assert_close(plain.image[0], sample.image[0])  # the centre channel is the 2D sample
+    with pytest.raises(ValueError, match="context_slices"):
+        SegOptions(context_slices=-1)
+    with pytest.raises(ValueError, match="context_frames"):
+        SegOptions(context_frames=9)
 
 
 def test_seg_from_acdc_folder_and_skip_empty(tmp_path):

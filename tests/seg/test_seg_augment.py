@@ -253,3 +253,30 @@ def test_inputs_validated():
         augment_batch(images, labels.int(), OFF, gen)
     with pytest.raises(ValueError, match="generator"):
         augment_batch(images, labels, OFF, 0)
+
+
+def test_context_channels_move_together():
+    """A (B, 3, H, W) batch (a plane and two neighbours): every channel gets the spatial map, the
+    flips and the blur of its sample, exactly as a one-channel batch of that channel would."""
+    images, labels = phantom_batch()
+    stack = torch.cat([images, images + 1.0, images + 2.0], dim=1)  # (B, 3, H, W)
+    options = dataclasses.replace(SPATIAL["all"], p_blur=1.0, blur_sigma_px=(1.0, 1.0))
+    out, out_labels = run(options, seed=7, batch=(stack, labels))
+    alone, alone_labels = run(options, seed=7, batch=(images, labels))
+    assert out.shape == stack.shape and torch.equal(out_labels, alone_labels)
+    assert torch.allclose(out[:, :1], alone, atol=1e-5)
+    # the fill value outside the image is the sample's minimum over all channels; inside, the offsets stay
+    inside = interior(out_labels, 2) & (out_labels > 0)
+    assert torch.allclose((out[:, 2] - out[:, 0])[inside], torch.full_like(out[:, 0][inside], 2.0), atol=1e-4)
+    cropped, cropped_labels = heart_crop(stack, labels, (24, 20), 0.0, torch.Generator().manual_seed(0))
+    assert cropped.shape == (4, 3, 24, 20)
+    assert torch.equal(torch.round((cropped[:, 1] - 1.0) / 10).long(), cropped_labels)
+
+
+def test_noise_is_drawn_per_channel():
+    images = torch.zeros(2, 3, 16, 16)
+    labels = torch.zeros(2, 16, 16, dtype=torch.int64)
+    images[:, :, 4:12, 4:12] = 1.0
+    out, _ = run(intensity_only(p_noise=1.0, noise_std=(0.5, 0.5)), batch=(images, labels))
+    noise = out - images
+    assert not torch.allclose(noise[:, 0], noise[:, 1])

@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cinemri.seg.models import SEGMENTERS, MedNeXt2D, MMNet, UNet2D, build_segmenter, segmenter_arguments, upkern
+from cinemri.seg.models import (SEGMENTERS, MedNeXt2D, MMNet, SegEnsemble, UNet2D, build_segmenter, segmenter_arguments,
+                                upkern)
 from cinemri.seg.models.common import crop_to, pad_to_multiple
 from cinemri.seg.models.mednext import SIZES, MedNeXtBlock, MedNeXtDown, MedNeXtUp, depthwise_kernels
 from cinemri.seg.models.mmnet import MultiScaleFusion
@@ -393,6 +394,8 @@ def test_ensemble_rejects_bad_members() -> None:
         build_segmenter("ensemble", {"members": [{"name": "ensemble", "args": {"members": []}}]})
     with pytest.raises(ValueError, match="member 0 must be"):
         build_segmenter("ensemble", {"members": [{"model": "unet"}]})
+    with pytest.raises(ValueError, match="one entry per member"):
+        SegEnsemble([UNet2D(**SMALL["unet"])], channels=[None, [0]])
     two_and_three = [{"name": "unet", "args": {**SMALL["unet"], "num_classes": n}} for n in (2, 3)]
     with pytest.raises(ValueError, match="disagree on the output shape"):
         build_segmenter("ensemble", {"members": two_and_three}).eval()(torch.randn(1, 1, 16, 16))

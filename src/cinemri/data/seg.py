@@ -5,6 +5,12 @@ resampling to a common spacing (:class:`SliceGrid`: bilinear image, nearest labe
 per-image intensity normalisation -> optional centre crop/pad to a fixed size (image padded
 with 0 after normalisation, labels with background).
 
+Context (2.5D input): with ``context_slices`` k or ``context_frames`` m, the sample's image has
+more channels than the one plane: the neighbouring slices s-k..s+k and frames t-m..t+m of the
+same cine (:func:`context_offsets` gives the channel order, centre first), each prepared like the
+centre plane. Beyond the stack's first and last slice the edge slice repeats; frames wrap around
+(a cine is one periodic heart cycle). The labels stay those of the centre plane.
+
 :class:`SliceGrid` also maps network outputs back to the original grid exactly (same shape;
 the case's affine is untouched), which is what ``cinemri seg predict/eval`` write and score.
 
@@ -30,6 +36,27 @@ from cinemri.case import Case
 from cinemri.data.cases import CaseSource, crop_window, paste_window
 
 NORMALIZATIONS = ("zscore", "percentile", "none")
+MAX_CONTEXT = 4  # neighbours per side; short-axis stacks have ~10 slices
+
+
+def context_offsets(context_slices: int = 0, context_frames: int = 0) -> tuple[tuple[int, int], ...]:
+    """The input channels of a network with this much context, as (slice, frame) offsets from
+    the plane being segmented: the plane itself first, then slices -k..k, then frames -m..m.
+
+    A network with less context takes a subset of a larger network's channels (the ensemble of
+    a 2D and a 2.5D segmenter picks each member's channels by these offsets).
+    """
+    slices = [(d, 0) for d in range(-context_slices, context_slices + 1) if d != 0]
+    frames = [(0, d) for d in range(-context_frames, context_frames + 1) if d != 0]
+    return ((0, 0), *slices, *frames)
+
+
+def context_planes(s: int, t: int, shape: tuple[int, int], offsets: tuple[tuple[int, int], ...]
+                   ) -> list[tuple[int, int]]:
+    """The (slice, frame) of each input channel of plane (s, t) in a cine of ``shape`` (S, T):
+    slices clamped to the stack (the edge slice repeats), frames taken modulo T (the cycle wraps)."""
+    slices, frames = shape
+    return [(min(max(s + ds, 0), slices - 1), (t + dt) % frames) for ds, dt in offsets]
 
 
 @dataclass(frozen=True)
@@ -42,8 +69,14 @@ class SegOptions:
     spacing_mm: float | None = None  # in-plane target spacing (mm), or None to keep the native grid
     skip_empty: bool = False  # drop images without any foreground label
     cache_cases: int = 2  # whole non-.h5 cases kept in memory per worker
+    context_slices: int = 0  # neighbouring slices on each side given as extra input channels
+    context_frames: int = 0  # neighbouring frames on each side given as extra input channels
 
     def __post_init__(self) -> None:
+        for name in ("context_slices", "context_frames"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and 0 <= value <= MAX_CONTEXT):
+                raise ValueError(f"{name} must be an integer in [0, {MAX_CONTEXT}], got {value!r}")
         if self.normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}")
         low, high = self.percentiles
@@ -54,11 +87,22 @@ class SegOptions:
         if self.spacing_mm is not None and not (np.isfinite(self.spacing_mm) and self.spacing_mm > 0):
             raise ValueError(f"spacing_mm must be a positive number of mm or None, got {self.spacing_mm!r}")
 
+    @property
+    def offsets(self) -> tuple[tuple[int, int], ...]:
+        """(slice, frame) offsets of the input channels (:func:`context_offsets`)."""
+        return context_offsets(self.context_slices, self.context_frames)
+
+    @property
+    def channels(self) -> int:
+        """Input channels of a network trained on these samples."""
+        return len(self.offsets)
+
 
 @dataclass
 class SegSample:
-    """image: (1, H, W) float32; labels: (H, W) int64 in {0, 1, 2, 3}; spacing: (2,) float32
-    (dy, dx) mm; name, slice_index, frame: origin (frame 0-based in the case)."""
+    """image: (C, H, W) float32 (C = :attr:`SegOptions.channels`: the plane, then its context);
+    labels: (H, W) int64 in {0, 1, 2, 3}; spacing: (2,) float32 (dy, dx) mm; name, slice_index,
+    frame: origin (frame 0-based in the case)."""
 
     image: Tensor
     labels: Tensor
@@ -70,7 +114,7 @@ class SegSample:
 
 @dataclass
 class SegBatch:
-    """image: (B, 1, H, W) float32; labels: (B, H, W) int64; spacing: (B, 2) float32 mm."""
+    """image: (B, C, H, W) float32; labels: (B, H, W) int64; spacing: (B, 2) float32 mm."""
 
     image: Tensor
     labels: Tensor
@@ -150,10 +194,17 @@ class SegDataset(Dataset):
         case = self.source.slice(i, s)
         if case.image is None or case.labels is None:
             raise ValueError(f"{case.source or case.name}: a segmentation case needs image and labels")
-        image = np.abs(case.image[0, t]).astype(np.float32)  # (H, W)
         labels = case.labels[0, t]  # (H, W) uint8
-        grid = SliceGrid.plan(image.shape, case.spacing[1:], self.options)
-        return SegSample(image=torch.from_numpy(grid.prepare_image(image, self.options))[None],  # (1, h, w)
+        grid = SliceGrid.plan(labels.shape, case.spacing[1:], self.options)
+        slices, frames = self.source.shape(i)[:2]
+        neighbours = {s: case}
+        planes = []
+        for s2, t2 in context_planes(s, t, (slices, frames), self.options.offsets):
+            if s2 not in neighbours:
+                neighbours[s2] = self.source.slice(i, s2)
+            plane = np.abs(neighbours[s2].image[0, t2]).astype(np.float32)  # (H, W)
+            planes.append(grid.prepare_image(plane, self.options))  # (h, w)
+        return SegSample(image=torch.from_numpy(np.stack(planes)),  # (C, h, w)
                          labels=torch.from_numpy(grid.prepare_labels(labels)),  # (h, w) int64
                          spacing=torch.tensor(grid.spacing, dtype=torch.float32),
                          name=self.source.name(i), slice_index=s, frame=t)
@@ -260,7 +311,7 @@ class SliceGrid:
 
 class InMemorySegDataset(Dataset):
     """Every sample of ``dataset`` (a :class:`SegDataset`) read and preprocessed once, then
-    served from memory (samples as :class:`SegSample`: image (1, h, w) float32, labels (h, w) int64).
+    served from memory (samples as :class:`SegSample`: image (C, h, w) float32, labels (h, w) int64).
 
     For training on few thousand slices (ACDC: ~1,900 labelled slices, ~200 MB at 160 x 160
     float32): reading compressed NIfTI per sample would dominate the step time.

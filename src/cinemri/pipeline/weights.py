@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from cinemri.data.seg import context_offsets
 from cinemri.seg.config import SegEvalSection, experiment_from_dict
 from cinemri.seg.models import ENSEMBLE, segmenter_arguments
 from cinemri.train.checkpoint import load_checkpoint, save_checkpoint
@@ -108,9 +109,11 @@ def ensemble_weights(checkpoints: Sequence[str | os.PathLike], out_path: str | o
     (:class:`cinemri.seg.models.SegEnsemble`: the mean of their class probabilities).
 
     The members must be segmenters trained on the same preprocessing (spacing, crop size,
-    normalisation) with the same classes; the ensemble carries the first member's experiment
-    config (its ``eval`` test-time defaults, changed by ``eval_overrides``) with the model
-    section ``{name: ensemble, args: {members: [{name, args}, ...]}}``. ``half``: fp16 weights.
+    normalisation) with the same classes; they may see different context (2D and 2.5D members):
+    the ensemble takes the largest context of each kind and gives each member its own channels.
+    The ensemble carries the first member's experiment config (its ``eval`` test-time defaults,
+    changed by ``eval_overrides``; the context of the ensemble's input) with the model section
+    ``{name: ensemble, args: {members: [{name, args[, channels]}, ...]}}``. ``half``: fp16 weights.
     Written atomically; returns ``out_path``.
 
     Raises:
@@ -120,6 +123,9 @@ def ensemble_weights(checkpoints: Sequence[str | os.PathLike], out_path: str | o
     if len(checkpoints) < 2:
         raise ValueError(f"an ensemble needs at least two checkpoints, got {len(checkpoints)}")
     states = [load_checkpoint(path) for path in checkpoints]
+    contexts = [_context(state.get("config") or {}) for state in states]
+    union = tuple(max(c[i] for c in contexts) for i in range(2))  # (context_slices, context_frames)
+    union_offsets = context_offsets(*union)
     members, weights = [], {}
     first = states[0].get("config") or {}
     expected_preprocess, expected_classes = _inference_preprocess(first), _num_classes(states[0])
@@ -136,10 +142,15 @@ def ensemble_weights(checkpoints: Sequence[str | os.PathLike], out_path: str | o
         classes = _num_classes(state)
         if classes != expected_classes:
             raise ValueError(f"checkpoint {path}: {classes} classes, {checkpoints[0]} has {expected_classes}")
-        members.append({"name": state["model_name"], "args": dict(state["model_args"])})
+        member = {"name": state["model_name"], "args": dict(state["model_args"])}
+        if contexts[i] != union:  # a subset of the ensemble's input channels
+            member["channels"] = [union_offsets.index(o) for o in context_offsets(*contexts[i])]
+        members.append(member)
         weights.update({f"members.{i}.{k}": v for k, v in state["model"].items()})
     config = copy.deepcopy(first)
     config["model"] = {"name": ENSEMBLE, "args": {"members": members}}
+    config.setdefault("data", {}).setdefault("preprocess", {}).update(
+        context_slices=union[0], context_frames=union[1])
     config = _with_eval_overrides(config, eval_overrides)
     state = dict(states[0], model_name=ENSEMBLE, model_args={"members": members}, metrics={},
                  best_metric=None, best_epoch=None)
@@ -149,6 +160,12 @@ def ensemble_weights(checkpoints: Sequence[str | os.PathLike], out_path: str | o
 
 # what shapes a network's input at inference (SliceGrid): members must agree on these
 _INFERENCE_PREPROCESS = ("spacing_mm", "size", "normalization", "percentiles")
+
+
+def _context(config: dict) -> tuple[int, int]:
+    """(context_slices, context_frames) of a segmentation experiment config (0 when absent)."""
+    preprocess = (config.get("data") or {}).get("preprocess") or {}
+    return int(preprocess.get("context_slices", 0)), int(preprocess.get("context_frames", 0))
 
 
 def _inference_preprocess(config: dict) -> dict:

@@ -1,4 +1,8 @@
-"""Augmentation of segmentation batches in torch: images (B, 1, H, W) and labels (B, H, W) together.
+"""Augmentation of segmentation batches in torch: images (B, C, H, W) and labels (B, H, W) together.
+
+C > 1 when the network sees context (neighbouring slices or frames as channels): every channel
+of a sample gets the same spatial map, flips and intensity changes (one acquisition), and its own
+noise.
 
 Every sample draws its own parameters from a ``torch.Generator`` (the same generator state
 gives the same batch); every parameter is always drawn, whatever the probabilities, so
@@ -115,8 +119,8 @@ class _Draws:
 
 
 def _check_batch(images: Tensor, labels: Tensor) -> None:
-    if images.dim() != 4 or images.shape[1] != 1 or not images.is_floating_point():
-        raise ValueError(f"images must be float (B, 1, H, W), got {images.dtype} {tuple(images.shape)}")
+    if images.dim() != 4 or images.shape[1] < 1 or not images.is_floating_point():
+        raise ValueError(f"images must be float (B, C, H, W), got {images.dtype} {tuple(images.shape)}")
     expected = (images.shape[0], images.shape[2], images.shape[3])
     if labels.dtype != torch.int64 or tuple(labels.shape) != expected:
         raise ValueError(f"labels must be int64 of shape {expected}, got {labels.dtype} {tuple(labels.shape)}")
@@ -156,7 +160,7 @@ def _spatial(images: Tensor, labels: Tensor, options: AugmentOptions, draws: _Dr
         return images, labels
     theta = affine_theta(angle[chosen], factor[chosen], skew[chosen], offset[chosen], height, width)  # (B', 2, 3)
     grid = F.affine_grid(theta, [chosen.numel(), 1, height, width], align_corners=False)  # (B', H, W, 2)
-    sub = images[chosen]  # (B', 1, H, W)
+    sub = images[chosen]  # (B', C, H, W)
     low = sub.amin(dim=(1, 2, 3), keepdim=True)  # (B', 1, 1, 1): fill value outside the image
     warped = F.grid_sample(sub - low, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + low
     warped_labels = F.grid_sample(labels[chosen].unsqueeze(1).to(images.dtype), grid, mode="nearest",
@@ -171,7 +175,7 @@ def _flips(images: Tensor, labels: Tensor, options: AugmentOptions, draws: _Draw
     for p, dim in ((options.p_flip_h, -1), (options.p_flip_v, -2)):
         flip = draws.chance(p)  # (B,)
         if bool(flip.any()):
-            images = torch.where(flip.view(-1, 1, 1, 1), images.flip(dim), images)  # (B, 1, H, W)
+            images = torch.where(flip.view(-1, 1, 1, 1), images.flip(dim), images)  # (B, C, H, W)
             labels = torch.where(flip.view(-1, 1, 1), labels.flip(dim), labels)  # (B, H, W)
     return images, labels
 
@@ -190,7 +194,7 @@ def _polynomial_field(draws: _Draws, order: int, height: int, width: int) -> Ten
 
 
 def _intensity(images: Tensor, options: AugmentOptions, draws: _Draws) -> Tensor:
-    batch, _, height, width = images.shape
+    batch, channels, height, width = images.shape
     column = (batch, 1, 1, 1)
     # draws in a fixed order: (chosen, value) per transform, then the bias polynomial and the noise
     gamma_on, gamma = draws.chance(options.p_gamma).view(column), draws.uniform(*options.gamma).view(column)
@@ -202,14 +206,14 @@ def _intensity(images: Tensor, options: AugmentOptions, draws: _Draws) -> Tensor
     contrast_on, contrast = (draws.chance(options.p_contrast).view(column),
                              draws.uniform(*options.contrast).view(column))
     noise_on, sigma = draws.chance(options.p_noise).view(column), draws.uniform(*options.noise_std).view(column)
-    noise = draws.normal(1, height, width)  # (B, 1, H, W)
+    noise = draws.normal(channels, height, width)  # (B, C, H, W)
     blur_on, blur_sigma = draws.chance(options.p_blur), draws.uniform(*options.blur_sigma_px)  # (B,), (B,)
     coarse_on, coarse = draws.chance(options.p_low_resolution), draws.uniform(*options.low_resolution)  # (B,)
 
     images = _resolution(images, blur_on, blur_sigma, coarse_on, coarse)
     low = images.amin(dim=(1, 2, 3), keepdim=True)  # (B, 1, 1, 1)
     span = images.amax(dim=(1, 2, 3), keepdim=True) - low  # (B, 1, 1, 1)
-    unit = ((images - low) / span.clamp_min(torch.finfo(images.dtype).tiny)).clamp(0.0, 1.0)  # (B, 1, H, W)
+    unit = ((images - low) / span.clamp_min(torch.finfo(images.dtype).tiny)).clamp(0.0, 1.0)  # (B, C, H, W)
     images = torch.where(gamma_on, low + span * unit.pow(gamma), images)
     images = torch.where(bias_on, low + (images - low) * torch.exp(amplitude * field), images)
     images = torch.where(bright_on, low + (images - low) * brightness, images)
@@ -220,20 +224,22 @@ def _intensity(images: Tensor, options: AugmentOptions, draws: _Draws) -> Tensor
 
 
 def _gaussian_blur(image: Tensor, sigma: float) -> Tensor:
-    """image: (1, 1, H, W) -> (1, 1, H, W), separable Gaussian of ``sigma`` pixels, edges replicated."""
+    """image: (1, C, H, W) -> (1, C, H, W), separable Gaussian of ``sigma`` pixels per channel,
+    edges replicated."""
     radius = max(1, math.ceil(3.0 * sigma))
     offsets = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)  # (2r+1,)
     kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
     kernel = kernel / kernel.sum()
-    padded = F.pad(image, (radius, radius, radius, radius), mode="replicate")  # (1, 1, H+2r, W+2r)
-    out = F.conv2d(padded, kernel.view(1, 1, 1, -1))  # (1, 1, H+2r, W)
-    return F.conv2d(out, kernel.view(1, 1, -1, 1))  # (1, 1, H, W)
+    planes = image.transpose(0, 1)  # (C, 1, H, W): each channel blurred alone
+    padded = F.pad(planes, (radius, radius, radius, radius), mode="replicate")  # (C, 1, H+2r, W+2r)
+    out = F.conv2d(padded, kernel.view(1, 1, 1, -1))  # (C, 1, H+2r, W)
+    return F.conv2d(out, kernel.view(1, 1, -1, 1)).transpose(0, 1)  # (1, C, H, W)
 
 
 def _resolution(images: Tensor, blur_on: Tensor, sigma: Tensor, coarse_on: Tensor, factor: Tensor) -> Tensor:
     """Blur and simulated low acquisition resolution of the chosen images (others untouched).
 
-    images: (B, 1, H, W); blur_on, coarse_on: (B,) bool; sigma (pixels), factor (>= 1): (B,)
+    images: (B, C, H, W); blur_on, coarse_on: (B,) bool; sigma (pixels), factor (>= 1): (B,)
     Low resolution: area down-sampling by ``factor`` then bilinear up-sampling to (H, W).
     """
     chosen = torch.nonzero(blur_on | coarse_on).squeeze(-1).tolist()
@@ -242,7 +248,7 @@ def _resolution(images: Tensor, blur_on: Tensor, sigma: Tensor, coarse_on: Tenso
     images = images.clone()
     height, width = images.shape[-2:]
     for b in chosen:  # a few images per batch; sizes differ per image
-        image = images[b:b + 1]  # (1, 1, H, W)
+        image = images[b:b + 1]  # (1, C, H, W)
         if bool(blur_on[b]):
             image = _gaussian_blur(image, float(sigma[b]))
         if bool(coarse_on[b]):
@@ -257,14 +263,14 @@ def heart_crop(images: Tensor, labels: Tensor, size: tuple[int, int], jitter: fl
                generator: torch.Generator) -> tuple[Tensor, Tensor]:
     """Crop every sample to ``size`` around its heart, with a random shift.
 
-    images: (B, 1, H, W) float; labels: (B, H, W) int64; size: (h, w); jitter: the largest
+    images: (B, C, H, W) float; labels: (B, H, W) int64; size: (h, w); jitter: the largest
     shift of the crop centre, as a fraction of (h, w), drawn uniformly per sample and axis.
     The centre is the centroid of the foreground labels (the image centre when a sample has
     none). Area outside the image is filled with the image's minimum and label 0.
-    returns images (B, 1, h, w), labels (B, h, w).
+    returns images (B, C, h, w), labels (B, h, w).
     """
     _check_batch(images, labels)
-    batch, _, height, width = images.shape
+    batch, channels, height, width = images.shape
     crop_h, crop_w = (int(v) for v in size)
     shifts = (torch.rand((batch, 2), generator=generator) * 2.0 - 1.0) * jitter  # (B, 2) in [-jitter, jitter]
     fg = labels > 0  # (B, H, W)
@@ -277,14 +283,14 @@ def heart_crop(images: Tensor, labels: Tensor, size: tuple[int, int], jitter: fl
                            dtype=torch.float32))  # (B,)
     pad_y, pad_x = crop_h, crop_w  # enough that any crop centred inside the image fits
     fill = images.amin(dim=(1, 2, 3))  # (B,)
-    out_images = images.new_empty((batch, 1, crop_h, crop_w))
+    out_images = images.new_empty((batch, channels, crop_h, crop_w))
     out_labels = labels.new_zeros((batch, crop_h, crop_w))
     for b in range(batch):
         cy = float(centre_y[b]) + float(shifts[b, 0]) * crop_h
         cx = float(centre_x[b]) + float(shifts[b, 1]) * crop_w
         top = min(max(round(cy - crop_h / 2), -pad_y), height + pad_y - crop_h)
         left = min(max(round(cx - crop_w / 2), -pad_x), width + pad_x - crop_w)
-        padded = F.pad(images[b] - fill[b], (pad_x, pad_x, pad_y, pad_y)) + fill[b]  # (1, H+2py, W+2px)
+        padded = F.pad(images[b] - fill[b], (pad_x, pad_x, pad_y, pad_y)) + fill[b]  # (C, H+2py, W+2px)
         out_images[b] = padded[:, top + pad_y: top + pad_y + crop_h, left + pad_x: left + pad_x + crop_w]
         padded_labels = F.pad(labels[b], (pad_x, pad_x, pad_y, pad_y))  # (H+2py, W+2px)
         out_labels[b] = padded_labels[top + pad_y: top + pad_y + crop_h, left + pad_x: left + pad_x + crop_w]
@@ -295,10 +301,10 @@ def augment_batch(images: Tensor, labels: Tensor, options: AugmentOptions,
                   generator: torch.Generator) -> tuple[Tensor, Tensor]:
     """Augment a batch: spatial transforms on images and labels together, intensity on images.
 
-    images: (B, 1, H, W) float (finite); labels: (B, H, W) int64
+    images: (B, C, H, W) float (finite); labels: (B, H, W) int64
     options: probabilities and ranges (:class:`AugmentOptions`)
     generator: source of all randomness (any device; draws are moved to the images' device)
-    returns (images (B, 1, H, W) same dtype, finite; labels (B, H, W) int64 whose values are a
+    returns (images (B, C, H, W) same dtype, finite; labels (B, H, W) int64 whose values are a
     subset of the input's values and 0). New tensors; the inputs are not modified. With all
     probabilities 0 the inputs are returned unchanged.
     """

@@ -12,6 +12,7 @@ from typing import Any, Literal, Sequence
 
 from cinemri.data.seg import SegOptions
 from cinemri.seg.augment import AugmentOptions
+from cinemri.seg.models.registry import ENSEMBLE
 from cinemri.seg.schedules import SCHEDULES
 from cinemri.train import TrainConfig, build, load_config
 
@@ -157,6 +158,15 @@ class SegExperiment:
     augment: SegAugmentSection = field(default_factory=SegAugmentSection)
     data: SegDataSection = field(default_factory=SegDataSection)
     eval: SegEvalSection = field(default_factory=SegEvalSection)
+
+    def __post_init__(self) -> None:
+        # a network with context sees more than one plane: its first convolution must take them all
+        channels = self.data.preprocess.channels
+        given = self.model.args.get("in_channels", 1)
+        if self.model.name != ENSEMBLE and given != channels:
+            raise ValueError(f"model.args.in_channels is {given} but data.preprocess gives {channels} input "
+                             f"channel(s) (context_slices {self.data.preprocess.context_slices}, context_frames "
+                             f"{self.data.preprocess.context_frames}); set model.args.in_channels: {channels}")
 
 
 def load_seg_config(files: str | Sequence[str] = (), overrides: Sequence[str] = ()) -> SegExperiment:

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from cinemri.case import Case
-from cinemri.data.seg import SliceGrid
+from cinemri.data.seg import SliceGrid, context_planes
 from cinemri.labels import LV, MYO
 from cinemri.seg.config import SegEvalSection, SegExperiment, experiment_from_dict
 from cinemri.seg.models import build_segmenter
@@ -46,7 +46,7 @@ def load_segmenter(checkpoint: str | os.PathLike, device: str = "cpu") -> tuple[
 
 @torch.no_grad()
 def _probabilities(model: nn.Module, images: torch.Tensor, flip_tta: bool) -> torch.Tensor:
-    """images: (B, 1, h, w) float32 -> softmax (B, K, h, w) float32 (mean over flips with TTA)."""
+    """images: (B, C, h, w) float32 -> softmax (B, K, h, w) float32 (mean over flips with TTA)."""
     flips: list[tuple[int, ...]] = [()] + ([(-1,), (-2,), (-2, -1)] if flip_tta else [])
     total = None
     for dims in flips:
@@ -97,11 +97,21 @@ class Segmentation:
 
 def _network_labels(model: nn.Module, case: Case, grid: SliceGrid, options, planes: list[tuple[int, int]],
                     batch_size: int, flip_tta: bool, device: str):
-    """Yield ((slice, frame), softmax (K, h, w) on the network grid) for every plane."""
+    """Yield ((slice, frame), softmax (K, h, w) on the network grid) for every plane; the network's
+    input is the plane and its context (``options.offsets``), each prepared once per call."""
+    prepared: dict[tuple[int, int], np.ndarray] = {}
+
+    def plane(s: int, t: int) -> np.ndarray:  # (h, w) float32
+        if (s, t) not in prepared:
+            prepared[(s, t)] = grid.prepare_image(np.abs(case.image[s, t]), options)
+        return prepared[(s, t)]
+
+    shape = case.image.shape[:2]  # (S, T)
     for start in range(0, len(planes), batch_size):
         chunk = planes[start:start + batch_size]
-        images = np.stack([grid.prepare_image(np.abs(case.image[s, t]), options) for s, t in chunk])  # (b, h, w)
-        probs = _probabilities(model, torch.from_numpy(images)[:, None].to(device), flip_tta).cpu().numpy()
+        images = np.stack([np.stack([plane(*p) for p in context_planes(s, t, shape, options.offsets)])
+                           for s, t in chunk])  # (b, C, h, w)
+        probs = _probabilities(model, torch.from_numpy(images).to(device), flip_tta).cpu().numpy()
         yield from zip(chunk, probs)
 
 

@@ -346,3 +346,48 @@ def test_grad_analysis_runs_on_tiny_batches(tmp_path, one_thread):
     assert set(numbers["schedules"]) == {"constant", "linear", "cosine", "step"}
     for name in ("grad_background_fraction", "grad_per_class", "grad_dice_stability", "grad_schedules"):
         assert (tmp_path / "ga" / f"{name}.png").stat().st_size > 1000
+
+
+class _Probe(torch.nn.Module):
+    """Records its inputs; predicts background everywhere."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.clone())
+        return torch.zeros(x.shape[0], 4, *x.shape[2:])
+
+
+def test_context_model_trains_and_segments_with_the_neighbouring_slices(acdc, tmp_path):
+    """2.5D: in_channels must match the context; training and inference give the network the
+    plane and its neighbouring slices (the edge slice repeated), prepared like the plane."""
+    from cinemri.data.seg import SliceGrid
+    from cinemri.io import read_acdc
+    from cinemri.seg.inference import load_segmenter, predict_case, test_time_options
+    from cinemri.tasks.seg.task import train
+
+    with pytest.raises(ValueError, match="set model.args.in_channels: 3"):
+        load_seg_config([TINY], ["data.preprocess.context_slices=1"])
+    cfg = load_seg_config([TINY], [f"data.train=[{acdc}]", f"train.out_dir={tmp_path}", "train.epochs=1",
+                                   "train.max_steps_per_epoch=2", "data.preprocess.size=[24, 24]",
+                                   "data.preprocess.context_slices=1",
+                                   "model.args={base_width: 4, depth: 2, in_channels: 3}"])
+    train(cfg)
+    model, loaded = load_segmenter(tmp_path / "last.pt")
+    assert loaded.data.preprocess.channels == 3
+    case = read_acdc(acdc / "patient001")
+    labels = predict_case(model, case, loaded, [0], test_time=test_time_options(loaded, crop_to_heart=True))
+    assert labels.shape == case.image.shape and labels.dtype == np.uint8
+    probe = _Probe()
+    predict_case(probe, case, loaded, [0], test_time=test_time_options(loaded, crop_to_heart=False))
+    seen = torch.cat(probe.seen)  # (S, 3, h, w): frame 0, slices in order
+    whole = dataclasses.replace(loaded.data.preprocess, size=None)
+    grid = SliceGrid.plan(case.image.shape, case.spacing, whole)
+    slices = case.image.shape[0]
+    assert seen.shape[:2] == (slices, 3)
+    for s in range(slices):
+        expected = [grid.prepare_image(np.abs(case.image[n, 0]), whole) for n in (s, max(s - 1, 0),
+                                                                                    min(s + 1, slices - 1))]
+        np.testing.assert_allclose(seen[s].numpy(), np.stack(expected), rtol=1e-6, atol=1e-6)

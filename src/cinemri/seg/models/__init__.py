@@ -1,5 +1,5 @@
-"""Segmentation networks: image (B, 1, H, W) float32 -> logits (B, K, H, W), K = 4 by default
-(0 background, 1 RV, 2 MYO, 3 LV).
+"""Segmentation networks: image (B, C, H, W) float32 -> logits (B, K, H, W), K = 4 by default
+(0 background, 1 RV, 2 MYO, 3 LV); C = 1, or more with context (neighbouring slices or frames).
 
 - :class:`UNet2D` — nnU-Net-style 2D U-Net.
 - :class:`MedNeXt2D` — 2D MedNeXt (Roy et al., MICCAI 2023) with :func:`upkern`.

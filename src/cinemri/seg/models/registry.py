@@ -23,18 +23,20 @@ ENSEMBLE = "ensemble"
 
 
 def build_ensemble(members: list[dict[str, Any]]) -> SegEnsemble:
-    """An ensemble of the segmenters ``[{"name": ..., "args": {...}}, ...]`` (no nested
-    ensembles), built untrained; its weights come from a checkpoint."""
+    """An ensemble of the segmenters ``[{"name": ..., "args": {...}, "channels": [...]}, ...]``
+    (no nested ensembles; ``channels``, optional: the ensemble input's channels the member
+    takes), built untrained; its weights come from a checkpoint."""
     if not isinstance(members, list) or not members:
         raise ValueError(f"ensemble members must be a non-empty list of {{name, args}}, got {members!r}")
-    built = []
+    built, channels = [], []
     for i, member in enumerate(members):
-        if not isinstance(member, dict) or set(member) - {"name", "args"} or "name" not in member:
-            raise ValueError(f"ensemble member {i} must be {{name, args}}, got {member!r}")
+        if not isinstance(member, dict) or set(member) - {"name", "args", "channels"} or "name" not in member:
+            raise ValueError(f"ensemble member {i} must be {{name, args[, channels]}}, got {member!r}")
         if member["name"] == ENSEMBLE:
             raise ValueError(f"ensemble member {i} is itself an ensemble")
         built.append(build_segmenter(member["name"], member.get("args") or {}))
-    return SegEnsemble(built)
+        channels.append(member.get("channels"))
+    return SegEnsemble(built, channels)
 
 
 def segmenter_arguments(name: str) -> dict[str, Any]:

@@ -132,8 +132,8 @@ class SegTask:
 
     def loss(self, batch: SegBatch, model: nn.Module) -> tuple[Tensor, Mapping[str, float | Tensor]]:
         """Augment (if enabled), forward, loss over every deep-supervision output."""
-        images, labels = batch.image, batch.labels  # (B, 1, H, W), (B, H, W)
-        if self.cfg.augment.crop is not None:  # (B, 1, h, w), (B, h, w)
+        images, labels = batch.image, batch.labels  # (B, C, H, W), (B, H, W)
+        if self.cfg.augment.crop is not None:  # (B, C, h, w), (B, h, w)
             images, labels = heart_crop(images, labels, self.cfg.augment.crop, self.cfg.augment.crop_jitter,
                                         self.generator)
         if self.cfg.augment.enabled:
