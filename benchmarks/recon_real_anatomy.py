@@ -79,12 +79,13 @@ def slice_problem(magnitude: np.ndarray, acceleration: float, seed: int, coils: 
     return kspace, mask, maps
 
 
-def cascade_method(checkpoint: Path, bf16: bool = False):
+def cascade_method(checkpoint: Path, bf16: bool = False, channels_last: bool | None = None):
     """The trained cascade as a (kspace, mask, maps) -> image function, p99-normalised; with
-    ``bf16`` its denoisers run under bf16 autocast (DC and FFTs stay fp32, as in training)."""
+    ``bf16`` its denoisers run under bf16 autocast (DC and FFTs stay fp32, as in training);
+    ``channels_last``: the denoisers' memory layout (None: what inference chooses)."""
     from cinemri.recon.inference import inference_precision, load_reconstructor
 
-    model = load_reconstructor(checkpoint).model
+    model = load_reconstructor(checkpoint, channels_last=channels_last).model
 
     @torch.inference_mode()
     def run(kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
@@ -130,6 +131,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="torch and BART threads (default 2)")
     parser.add_argument("--checkpoint", type=Path, help="also run the trained cascade of this checkpoint")
     parser.add_argument("--no-bart", action="store_true", help="skip BART even when it is installed")
+    parser.add_argument("--layouts", action="store_true",
+                        help="also time the cascade (bf16) in both memory layouts of its denoisers")
     parser.add_argument("--no-cs", action="store_true",
                         help="skip the two cs_tv rows (slow; the same slices, masks and coils give the same figures)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON output (default {DEFAULT_OUT})")
@@ -166,6 +169,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.checkpoint is not None:
         methods[f"trained cascade ({args.checkpoint.name})"] = cascade_method(args.checkpoint)
         methods[f"trained cascade ({args.checkpoint.name}), bf16"] = cascade_method(args.checkpoint, bf16=True)
+        if args.layouts:  # the inference default against the other memory layout, side by side
+            for on in (False, True):
+                name = f"trained cascade ({args.checkpoint.name}), bf16, {'channels-last' if on else 'NCDHW'}"
+                methods[name] = cascade_method(args.checkpoint, bf16=True, channels_last=on)
 
     per_slice: dict[str, list[dict]] = {name: [] for name in methods}
     layout_check = []

@@ -90,9 +90,14 @@ class Cascade(nn.Module):
         count = 1 if shared_weights else num_stages
         self.denoisers = nn.ModuleList([make_denoiser() for _ in range(count)])
         self.dcs = nn.ModuleList([DataConsistency(mode=dc_mode, init_lambda=init_lambda) for _ in range(num_stages)])
-        self.channels_last = channels_last
-        if channels_last:
-            self.denoisers.to(memory_format=torch.channels_last_3d)
+        self.channels_last = False
+        self.set_channels_last(channels_last)
+
+    def set_channels_last(self, on: bool) -> None:
+        """Run the denoisers in ``torch.channels_last_3d`` (weights and inputs) or in the default
+        layout; the images are the same up to rounding, only the speed differs."""
+        self.channels_last = bool(on)
+        self.denoisers.to(memory_format=torch.channels_last_3d if on else torch.contiguous_format)
 
     def _stage(self, index: int, image: Tensor, kspace: Tensor, mask: Tensor, maps: Tensor,
                dc_hardness: float, hybrid: bool) -> Tensor:

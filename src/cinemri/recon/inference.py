@@ -42,8 +42,12 @@ class LoadedReconstructor:
     autocast: torch.dtype | None = None
 
 
-def load_reconstructor(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedReconstructor:
+def load_reconstructor(path: str | os.PathLike, device: str | torch.device = "cpu", *,
+                       channels_last: bool | None = None) -> LoadedReconstructor:
     """Rebuild the trained cascade from a checkpoint (``torch.load(weights_only=True)``).
+
+    channels_last: the memory layout of the denoisers (:meth:`Cascade.set_channels_last`);
+    None keeps the one they trained in. The images are the same up to rounding.
 
     Raises:
         ValueError: the file is missing or not a cinemri checkpoint, holds another model, or
@@ -60,6 +64,8 @@ def load_reconstructor(path: str | os.PathLike, device: str | torch.device = "cp
         raise ValueError(f"checkpoint {path}: cannot rebuild the model ({str(err).splitlines()[0]})") from err
     load_model_state(model, state, path)
     model.to(device).eval()
+    if channels_last is not None:
+        model.set_channels_last(channels_last)
     try:
         autocast = resolve_amp(config.train.amp, torch.device(device))
     except ValueError:  # e.g. trained in fp16 on CUDA, loaded on a CPU: run in fp32

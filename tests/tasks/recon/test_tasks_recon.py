@@ -14,6 +14,7 @@ from io_builders import write_mat5
 
 from cinemri.case import Case
 from cinemri.cli import main
+from cinemri.data import collate_recon
 from cinemri.pipeline.predict import predict_recon as predict
 from cinemri.recon.config import load_recon_config
 from cinemri.recon.inference import load_reconstructor
@@ -364,6 +365,14 @@ def test_training_on_magnitude_subjects_with_every_new_option(subjects, phantom,
     assert math.isfinite(row["train_loss"]) and math.isfinite(row["val_psnr"])
     loaded = load_reconstructor(tmp_path / "last.pt")
     assert loaded.model.init == "view_sharing" and loaded.model.channels_last
+    # inference may pick the other memory layout: the same image up to fp32 rounding
+    plain = load_reconstructor(tmp_path / "last.pt", channels_last=False).model
+    weight = next(p for p in plain.denoisers.parameters() if p.dim() == 5)
+    assert not plain.channels_last and weight.is_contiguous()
+    batch = collate_recon([task.val_dataset[0]])
+    with torch.no_grad():
+        torch.testing.assert_close(plain(batch.kspace, batch.mask, batch.maps),
+                                   loaded.model(batch.kspace, batch.mask, batch.maps), rtol=1e-4, atol=1e-5)
 
 
 def test_cli_train_takes_data_sources(subjects, phantom, tmp_path, capsys):
