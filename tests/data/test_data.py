@@ -166,6 +166,8 @@ def test_seg_context_channels_are_the_neighbouring_planes(tmp_path):
         SegOptions(context_slices=-1)
     with pytest.raises(ValueError, match="context_frames"):
         SegOptions(context_frames=9)
+    with pytest.raises(ValueError, match="at least 5 frames, got 4"):
+        SegDataset([path], SegOptions(context_frames=2))[0]
 
 
 def test_seg_from_acdc_folder_and_skip_empty(tmp_path):

@@ -54,8 +54,17 @@ def context_offsets(context_slices: int = 0, context_frames: int = 0) -> tuple[t
 def context_planes(s: int, t: int, shape: tuple[int, int], offsets: tuple[tuple[int, int], ...]
                    ) -> list[tuple[int, int]]:
     """The (slice, frame) of each input channel of plane (s, t) in a cine of ``shape`` (S, T):
-    slices clamped to the stack (the edge slice repeats), frames taken modulo T (the cycle wraps)."""
+    slices clamped to the stack (the edge slice repeats), frames taken modulo T (the cycle wraps).
+
+    Raises:
+        ValueError: frame context of m frames per side in a cine of fewer than 2m + 1 frames
+            (e.g. only the ED and ES volumes): its "neighbours" would be other phases.
+    """
     slices, frames = shape
+    reach = max(abs(dt) for _, dt in offsets)
+    if frames < 2 * reach + 1:
+        raise ValueError(f"frame context of {reach} frame(s) per side needs a cine of at least {2 * reach + 1} "
+                         f"frames, got {frames}")
     return [(min(max(s + ds, 0), slices - 1), (t + dt) % frames) for ds, dt in offsets]
 
 
@@ -199,7 +208,11 @@ class SegDataset(Dataset):
         slices, frames = self.source.shape(i)[:2]
         neighbours = {s: case}
         planes = []
-        for s2, t2 in context_planes(s, t, (slices, frames), self.options.offsets):
+        try:
+            where = context_planes(s, t, (slices, frames), self.options.offsets)
+        except ValueError as err:
+            raise ValueError(f"{case.source or case.name}: {err}") from err
+        for s2, t2 in where:
             if s2 not in neighbours:
                 neighbours[s2] = self.source.slice(i, s2)
             plane = np.abs(neighbours[s2].image[0, t2]).astype(np.float32)  # (H, W)

@@ -145,6 +145,10 @@ def segment_case(model: nn.Module, case: Case, cfg: SegExperiment, frames: list[
     opts = cfg.eval if test_time is None else test_time
     slices, num_frames, height, width = case.image.shape
     frames = list(range(num_frames)) if frames is None else list(frames)
+    try:  # a model with frame context needs a whole cine, not only the ED and ES volumes
+        context_planes(0, 0, (slices, num_frames), cfg.data.preprocess.offsets)
+    except ValueError as err:
+        raise ValueError(f"case {case.name!r}: {err}") from err
     whole = replace(cfg.data.preprocess, size=None)  # whole resampled field of view
     grid, options = SliceGrid.plan((height, width), case.spacing, whole), whole
     if opts.crop_to_heart and cfg.data.preprocess.size is not None and frames:
