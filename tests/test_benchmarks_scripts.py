@@ -103,3 +103,22 @@ def test_seg_speed_table_ratios_are_relative_to_unet_of_the_same_size():
     lines = seg_speed.markdown(rows).splitlines()
     assert "| 1.0 | 0.25 | 2.5 | 0.25 |" in lines[3]
     assert "| 2.0 | - | 5.0 | - |" in lines[4]
+
+
+def test_recon_ef_real_summary_compares_each_method_with_the_fully_sampled_images():
+    ef = _load("recon_ef_real")
+    rng = np.random.default_rng(5)
+    records = []
+    for _ in range(4):
+        truth = {k: float(v) for k, v in zip(ef.INDICES, rng.uniform(30, 150, len(ef.INDICES)))}
+        full = {k: v + 2.0 for k, v in truth.items()}
+        model = {k: v - 3.0 for k, v in full.items()}
+        records.append({"truth": truth, "fully_sampled": full,
+                        "model": {**model, "psnr_db": 30.0, "seconds_per_slice": 0.5}})
+    summary = ef.summarize(records, ["model"])
+    lv_ef = summary["model"]["vs_fully_sampled"]["lv_ef_pct"]
+    assert lv_ef["mae"] == pytest.approx(3.0) and lv_ef["bias"] == pytest.approx(-3.0) and lv_ef["n"] == 4
+    assert summary["model"]["vs_truth"]["lv_ef_pct"]["bias"] == pytest.approx(-1.0)
+    assert summary["fully_sampled"]["vs_truth"]["lv_esv_ml"]["mae"] == pytest.approx(2.0)
+    table = ef.markdown(summary, ["model"])
+    assert "| model | 30.00 | 0.50 | 3.0, -3.0 ± 0.0 |" in table
