@@ -253,6 +253,7 @@ def test_ablate_two_variants_writes_table_and_resumes(phantom, tmp_path):
     assert "Same budget for every variant: 1 epochs, batch" in table
     assert (tmp_path / "abl" / "ablation.png").stat().st_size > 0
     assert result["variants"]["l1"]["params"] == result["variants"]["l2"]["params"]
+    assert result["variants"]["l1"]["steps"] == 2 and "| 2 |" in table  # 1 epoch of 2 steps
     done = tmp_path / "abl" / "l2" / "result.json"
     before = done.stat().st_mtime_ns
     ablate(config, tmp_path / "abl")  # finished variants are skipped

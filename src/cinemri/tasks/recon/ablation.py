@@ -62,6 +62,15 @@ def _train_seconds(metrics_csv: Path) -> float:
         return float(sum(float(row["time_s"]) for row in csv.DictReader(handle) if row.get("time_s")))
 
 
+def _train_steps(metrics_csv: Path) -> int | None:
+    """The optimizer steps a run took: the last ``step`` of an engine metrics file (None without one)."""
+    if not metrics_csv.is_file():
+        return None
+    with open(metrics_csv, newline="") as handle:
+        steps = [int(float(row["step"])) for row in csv.DictReader(handle) if row.get("step")]
+    return steps[-1] if steps else None
+
+
 def ablate(files: str | os.PathLike | Sequence[str | os.PathLike], out_dir: str | os.PathLike,
            overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Run every variant of the config (see the module docstring); write the table and plot.
@@ -99,10 +108,14 @@ def ablate(files: str | os.PathLike | Sequence[str | os.PathLike], out_dir: str 
         model = scores["methods"]["model"]
         return {"overrides": list(config.ablation.variants[name]), "params": model["params"],
                 "train_seconds": _train_seconds(Path(cfg.train.out_dir) / cfg.train.metrics_name),
+                "steps": _train_steps(Path(cfg.train.out_dir) / cfg.train.metrics_name),
                 "seconds_per_slice": model["seconds_per_slice"], "summary": model["summary"],
                 "cases": len(scores["cases"])}
 
     rows = run_variants(configs, run)
+    for name, row in rows.items():  # rows written before steps were recorded
+        if row.get("steps") is None:
+            row["steps"] = _train_steps(Path(configs[name].train.out_dir) / configs[name].train.metrics_name)
     baselines = json.loads(baselines_path.read_text()) if baselines_path.is_file() else {}
     table = out / "ablation.md"
     atomic_write_text(table, markdown_table(rows, baselines, config))
@@ -141,19 +154,20 @@ def markdown_table(rows: dict[str, dict[str, Any]], baselines: dict[str, Any], c
         "data range = max of the reference case, SSIM = mean of per-frame 2D SSIMs (7x7), all frames; "
         "worst phase = the lowest PSNR of one frame of the case (usually end systole).",
         "",
-        "| variant | overrides | params | train time (s) | inference (s/slice) | PSNR (dB) | SSIM | NMSE "
+        "| variant | overrides | params | train time (s) | steps | inference (s/slice) | PSNR (dB) | SSIM | NMSE "
         "| worst phase PSNR (dB) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, base in baselines.items():
         s = base["summary"]
-        lines.append(f"| {name} | – | – | – | {base['seconds_per_slice']:.3f} | {_pm(s['psnr'], 2)} | "
+        lines.append(f"| {name} | – | – | – | – | {base['seconds_per_slice']:.3f} | {_pm(s['psnr'], 2)} | "
                      f"{_pm(s['ssim'], 4)} | {_pm(s['nmse'], 4)} | {_worst(s)} |")
     for name, row in rows.items():
         s = row["summary"]
         overrides = "<br>".join(f"`{o}`" for o in row["overrides"]) or "(config as is)"
+        steps = row.get("steps")
         lines.append(f"| {name} | {overrides} | {row['params']:,} | {row['train_seconds']:.0f} | "
-                     f"{row['seconds_per_slice']:.3f} | {_pm(s['psnr'], 2)} | {_pm(s['ssim'], 4)} | "
+                     f"{'–' if steps is None else steps} | {row['seconds_per_slice']:.3f} | {_pm(s['psnr'], 2)} | {_pm(s['ssim'], 4)} | "
                      f"{_pm(s['nmse'], 4)} | {_worst(s)} |")
     return "\n".join(lines) + "\n"
 
