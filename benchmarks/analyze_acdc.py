@@ -69,6 +69,23 @@ def val_patients(split_file: Path) -> list[str]:
     return names
 
 
+def chosen_patients(parser: argparse.ArgumentParser, patients: list[str] | None, split: Path | None,
+                    root: Path) -> list[str]:
+    """``patients`` when given, else the "val" patients of ``split``; each must be a folder of
+    ``root``. A problem ends the script through ``parser.error`` (one line)."""
+    if patients is None:
+        if split is None:
+            parser.error("give --split (a split file) or --patients")
+        try:
+            patients = val_patients(split)
+        except ValueError as err:
+            parser.error(str(err))
+    missing = [p for p in patients if not (root / p).is_dir()]
+    if missing:
+        parser.error(f"no patient folder under {root} for {missing}")
+    return patients
+
+
 def _value(x: Any) -> float:
     """A results.json number (None for NaN) as a float."""
     return math.nan if x is None else float(x)
@@ -179,14 +196,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--seg-checkpoint {args.seg_checkpoint} is not a file")
     if args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")
-    if args.patients is None:
-        try:
-            args.patients = val_patients(args.split or args.seg_checkpoint.parent / "split.txt")
-        except ValueError as err:
-            parser.error(str(err))
-    missing = [p for p in args.patients if not (args.data / "training" / p).is_dir()]
-    if missing:
-        parser.error(f"no patient folder under {args.data / 'training'} for {missing}")
+    args.patients = chosen_patients(parser, args.patients, args.split or args.seg_checkpoint.parent / "split.txt",
+                                    args.data / "training")
     return args
 
 

@@ -28,17 +28,21 @@ import math
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from analyze_acdc import val_patients
+from analyze_acdc import chosen_patients
 from cinemri.files import write_json
+from cinemri.io import read_acdc
 from cinemri.metrics import psnr
 from cinemri.metrics.agreement import agreement
+from cinemri.pipeline.analysis import AnalyzeOptions, indices_dict, segment
 from cinemri.recon import cs_tv, zero_filled
+from cinemri.seg.inference import load_segmenter
 from recon_real_anatomy import cascade_method, slice_problem
 from recon_speed import machine_info
 
@@ -65,10 +69,6 @@ def reconstruct_slices(magnitude: np.ndarray, method, acceleration: float, coils
 
 def ef_of(magnitude: np.ndarray, case, seg_model, seg_cfg) -> dict[str, float]:
     """Indices of INDICES from segmenting ``magnitude`` (S, T, H, W) at the case's ED/ES frames."""
-    from dataclasses import replace
-
-    from cinemri.pipeline.analysis import AnalyzeOptions, indices_dict, segment
-
     image_case = replace(case, image=magnitude.astype(np.complex64), kspace=None, mask=None)
     segmentation, _ = segment(image_case, seg_model, seg_cfg, AnalyzeOptions(figures=False))
     indices = indices_dict(segmentation.labels, case.spacing, case.ed_frame, case.es_frame)
@@ -78,9 +78,6 @@ def ef_of(magnitude: np.ndarray, case, seg_model, seg_cfg) -> dict[str, float]:
 def run_patient(folder: Path, methods: dict[str, Any], seg_model, seg_cfg, acceleration: float,
                 coils: int) -> dict[str, Any]:
     """{"patient", "truth", "fully_sampled", method: {indices..., "psnr_db", "seconds_per_slice"}}."""
-    from cinemri.io import read_acdc
-    from cinemri.pipeline.analysis import indices_dict
-
     case = read_acdc(folder)
     magnitude = np.abs(case.image).astype(np.float32)  # (S, T, H, W)
     truth = indices_dict(case.labels, case.spacing, case.ed_frame, case.es_frame)
@@ -150,24 +147,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not args.data.is_dir():
         parser.error(f"--data {args.data} is not a folder (the ACDC training set is expected at {DEFAULT_DATA})")
-    if args.patients is None:
-        if args.split is None:
-            parser.error("give --split (a split file) or --patients")
-        try:
-            args.patients = val_patients(args.split)
-        except ValueError as err:
-            parser.error(str(err))
-    missing = [p for p in args.patients if not (args.data / p).is_dir()]
-    if missing:
-        parser.error(f"no patient folder under {args.data} for {missing}")
+    args.patients = chosen_patients(parser, args.patients, args.split, args.data)
     return args
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    from cinemri.seg.inference import load_segmenter
-
     seg_model, seg_cfg = load_segmenter(args.seg_checkpoint)
     makers = {"model": lambda: cascade_method(args.recon_checkpoint, bf16=True),
               "cs": lambda: cs_tv, "zero_filled": lambda: zero_filled}

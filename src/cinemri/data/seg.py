@@ -51,20 +51,22 @@ def context_offsets(context_slices: int = 0, context_frames: int = 0) -> tuple[t
     return ((0, 0), *slices, *frames)
 
 
-def context_planes(s: int, t: int, shape: tuple[int, int], offsets: tuple[tuple[int, int], ...]
-                   ) -> list[tuple[int, int]]:
-    """The (slice, frame) of each input channel of plane (s, t) in a cine of ``shape`` (S, T):
-    slices clamped to the stack (the edge slice repeats), frames taken modulo T (the cycle wraps).
-
-    Raises:
-        ValueError: frame context of m frames per side in a cine of fewer than 2m + 1 frames
-            (e.g. only the ED and ES volumes): its "neighbours" would be other phases.
-    """
-    slices, frames = shape
+def check_frame_context(frames: int, offsets: tuple[tuple[int, int], ...]) -> None:
+    """Raise ValueError when frame context of m frames per side meets a cine of fewer than
+    2m + 1 frames (e.g. only the ED and ES volumes): its "neighbours" would be other phases."""
     reach = max(abs(dt) for _, dt in offsets)
     if frames < 2 * reach + 1:
         raise ValueError(f"frame context of {reach} frame(s) per side needs a cine of at least {2 * reach + 1} "
                          f"frames, got {frames}")
+
+
+def context_planes(s: int, t: int, shape: tuple[int, int], offsets: tuple[tuple[int, int], ...]
+                   ) -> list[tuple[int, int]]:
+    """The (slice, frame) of each input channel of plane (s, t) in a cine of ``shape`` (S, T):
+    slices clamped to the stack (the edge slice repeats), frames taken modulo T (the cycle wraps).
+    Cines too short for the frame context are refused (:func:`check_frame_context`)."""
+    slices, frames = shape
+    check_frame_context(frames, offsets)
     return [(min(max(s + ds, 0), slices - 1), (t + dt) % frames) for ds, dt in offsets]
 
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from cinemri.case import Case
-from cinemri.data.seg import SliceGrid, context_planes
+from cinemri.data.seg import SliceGrid, check_frame_context, context_planes
 from cinemri.labels import LV, MYO
 from cinemri.seg.config import SegEvalSection, SegExperiment, experiment_from_dict
 from cinemri.seg.models import build_segmenter
@@ -146,7 +146,7 @@ def segment_case(model: nn.Module, case: Case, cfg: SegExperiment, frames: list[
     slices, num_frames, height, width = case.image.shape
     frames = list(range(num_frames)) if frames is None else list(frames)
     try:  # a model with frame context needs a whole cine, not only the ED and ES volumes
-        context_planes(0, 0, (slices, num_frames), cfg.data.preprocess.offsets)
+        check_frame_context(num_frames, cfg.data.preprocess.offsets)
     except ValueError as err:
         raise ValueError(f"case {case.name!r}: {err}") from err
     whole = replace(cfg.data.preprocess, size=None)  # whole resampled field of view

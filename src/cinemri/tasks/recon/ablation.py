@@ -108,14 +108,12 @@ def ablate(files: str | os.PathLike | Sequence[str | os.PathLike], out_dir: str 
         model = scores["methods"]["model"]
         return {"overrides": list(config.ablation.variants[name]), "params": model["params"],
                 "train_seconds": _train_seconds(Path(cfg.train.out_dir) / cfg.train.metrics_name),
-                "steps": _train_steps(Path(cfg.train.out_dir) / cfg.train.metrics_name),
                 "seconds_per_slice": model["seconds_per_slice"], "summary": model["summary"],
                 "cases": len(scores["cases"])}
 
     rows = run_variants(configs, run)
-    for name, row in rows.items():  # rows written before steps were recorded
-        if row.get("steps") is None:
-            row["steps"] = _train_steps(Path(configs[name].train.out_dir) / configs[name].train.metrics_name)
+    for name, row in rows.items():  # read back from each run's metrics, finished earlier or now
+        row["steps"] = _train_steps(Path(configs[name].train.out_dir) / configs[name].train.metrics_name)
     baselines = json.loads(baselines_path.read_text()) if baselines_path.is_file() else {}
     table = out / "ablation.md"
     atomic_write_text(table, markdown_table(rows, baselines, config))
@@ -167,7 +165,8 @@ def markdown_table(rows: dict[str, dict[str, Any]], baselines: dict[str, Any], c
         overrides = "<br>".join(f"`{o}`" for o in row["overrides"]) or "(config as is)"
         steps = row.get("steps")
         lines.append(f"| {name} | {overrides} | {row['params']:,} | {row['train_seconds']:.0f} | "
-                     f"{'–' if steps is None else steps} | {row['seconds_per_slice']:.3f} | {_pm(s['psnr'], 2)} | {_pm(s['ssim'], 4)} | "
+                     f"{'–' if steps is None else steps} | {row['seconds_per_slice']:.3f} | "
+                     f"{_pm(s['psnr'], 2)} | {_pm(s['ssim'], 4)} | "
                      f"{_pm(s['nmse'], 4)} | {_worst(s)} |")
     return "\n".join(lines) + "\n"
 
