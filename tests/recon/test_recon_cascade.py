@@ -280,3 +280,26 @@ def test_hybrid_space_dc_leaves_the_cascade_unchanged():
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
     torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=1e-5)
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-5)
+
+
+def test_residual_gates_start_the_cascade_at_its_starting_image_and_then_learn():
+    """With gates at 0 the random denoisers change nothing: the output is DC of the CS-TV start;
+    the gates get a gradient, and once they leave 0 the denoisers get one too."""
+    torch.manual_seed(0)
+    kspace, mask, maps = _problem()
+    model = Cascade(_tiny, num_stages=2, dc_mode="hard", init="cs_tv", init_iters=5, residual_gates=True)
+    assert _count(model) == 2 * _count(_tiny()) + 2
+    start = cs_tv(kspace, mask, maps, num_iters=5)
+    expected = hard_dc(hard_dc(start, kspace, mask, maps), kspace, mask, maps)
+    torch.testing.assert_close(model(kspace, mask, maps), expected)
+    truth = sense_adjoint(kspace, maps, mask) * 0.5  # any target the networks can move towards
+    (model(kspace, mask, maps) - truth).abs().sum().backward()
+    assert model.gates.grad is not None and model.gates.grad.abs().min() > 0
+    with torch.no_grad():
+        model.gates.fill_(0.1)
+    model.zero_grad()
+    (model(kspace, mask, maps) - truth).abs().sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.denoisers.parameters())
+    assert not torch.allclose(model(kspace, mask, maps), expected)
+    gated = build_reconstructor("resnet3d", denoiser_options={"width": 3, "num_blocks": 1}, residual_gates=True)
+    assert gated.gates.shape == (3,) and build_reconstructor("resnet3d").gates is None

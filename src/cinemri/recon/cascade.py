@@ -31,7 +31,8 @@ class Cascade(nn.Module):
 
     forward(kspace (B, C, T, H, W) complex64, mask (B, 1, T, 1, W) bool, maps (B, C, H, W) complex64,
             *, dc_hardness=0.0) -> image (B, T, H, W) complex64
-    x_0 = A^H y (zero filling), view sharing or CS-TV; x_{s+1} = DC_s(complex(D_s(channels(x_s)))).
+    x_0 = A^H y (zero filling), view sharing or CS-TV; x_{s+1} = DC_s(complex(D_s(channels(x_s)))),
+    or with ``residual_gates`` x_{s+1} = DC_s(x_s + g_s (complex(D_s(channels(x_s))) - x_s)).
     ``dc_hardness`` in [0, 1] pushes soft DC towards hard DC (see :class:`DataConsistency`);
     a training schedule passes it, inference leaves it at 0.
     Under autocast only the denoisers run in the low precision: the initial image and every
@@ -55,8 +56,15 @@ class Cascade(nn.Module):
             and inputs); the numbers are the same up to rounding. Measured on the 2-core CPU:
             a 3D U-Net (16 channels, depth 2, CBAM) training step 15 % faster in bf16 and 20 %
             in fp32 (docs/benchmarks.md).
+        residual_gates: one learned scalar g_s per stage, starting at 0, that lets the denoiser's
+            change into the image. The untrained cascade then returns DC of its starting image
+            (with a CS-TV start: the CS image), not that image plus random networks' noise, so a
+            short training starts from the classical result instead of first climbing back to it.
+            With Adam the denoisers still learn at full speed once g_s leaves 0 (its updates do
+            not depend on the gradient's scale).
 
-    Parameters: num_stages * P_denoiser (or P_denoiser if shared) + num_stages if soft DC.
+    Parameters: num_stages * P_denoiser (or P_denoiser if shared) + num_stages if soft DC
+    + num_stages if residual_gates.
 
     Raises:
         ValueError: if num_stages < 1, init_iters < 1, or dc_mode or init is unknown.
@@ -74,6 +82,7 @@ class Cascade(nn.Module):
         init: str = "zero_filled",
         init_iters: int = 20,
         channels_last: bool = False,
+        residual_gates: bool = False,
     ) -> None:
         super().__init__()
         if num_stages < 1:
@@ -90,6 +99,7 @@ class Cascade(nn.Module):
         count = 1 if shared_weights else num_stages
         self.denoisers = nn.ModuleList([make_denoiser() for _ in range(count)])
         self.dcs = nn.ModuleList([DataConsistency(mode=dc_mode, init_lambda=init_lambda) for _ in range(num_stages)])
+        self.gates = nn.Parameter(torch.zeros(num_stages)) if residual_gates else None
         self.channels_last = False
         self.set_channels_last(channels_last)
 
@@ -106,6 +116,8 @@ class Cascade(nn.Module):
         if self.channels_last:
             channels = channels.contiguous(memory_format=torch.channels_last_3d)
         denoised = channels_to_complex(denoiser(channels))  # (B, T, H, W) complex64
+        if self.gates is not None:
+            denoised = image + self.gates[index] * (denoised - image)
         return self.dcs[index](denoised, kspace, mask, maps, hardness=dc_hardness, hybrid=hybrid)
 
     def forward(self, kspace: Tensor, mask: Tensor, maps: Tensor, *, dc_hardness: float = 0.0) -> Tensor:

@@ -41,6 +41,8 @@ class ReconModelSection:
     (missing lines of each frame filled from the time-averaged k-space) or "cs_tv"
     (``init_iters`` iterations of temporal-TV compressed sensing). channels_last: the
     denoisers run in ``torch.channels_last_3d`` memory format (faster on the CPU here).
+    residual_gates: every stage's change enters through a learned scalar that starts at 0, so
+    training starts from the starting image (after DC) rather than from it plus random networks.
     """
 
     denoiser: str = "unet3d"
@@ -53,6 +55,7 @@ class ReconModelSection:
     init: Literal["zero_filled", "view_sharing", "cs_tv"] = "zero_filled"
     init_iters: int = 20
     channels_last: bool = False
+    residual_gates: bool = False
 
     def __post_init__(self) -> None:
         if self.num_stages < 1:
@@ -63,8 +66,8 @@ class ReconModelSection:
     def model_args(self) -> dict[str, Any]:
         """Plain keyword arguments of :func:`build_reconstructor` (what checkpoints store).
 
-        ``init`` (with ``init_iters`` for "cs_tv") and ``channels_last`` are stored only when
-        they are not the default, so
+        ``init`` (with ``init_iters`` for "cs_tv"), ``channels_last`` and ``residual_gates`` are
+        stored only when they are not the default, so
         checkpoints written before they existed still resume and fine-tune with the same
         arguments.
         """
@@ -77,6 +80,8 @@ class ReconModelSection:
             args["init_iters"] = self.init_iters
         if self.channels_last:
             args["channels_last"] = True
+        if self.residual_gates:
+            args["residual_gates"] = True
         return args
 
 

@@ -55,6 +55,7 @@ def build_reconstructor(
     init: str = "zero_filled",
     init_iters: int = 20,
     channels_last: bool = False,
+    residual_gates: bool = False,
 ) -> Cascade:
     """A :class:`~cinemri.recon.cascade.Cascade` of the named denoiser.
 
@@ -75,4 +76,5 @@ def build_reconstructor(
         init=init,
         init_iters=init_iters,
         channels_last=channels_last,
+        residual_gates=residual_gates,
     )

@@ -338,7 +338,7 @@ def test_recipe_hard_dc_schedule_hand_computed():
 
 
 def test_training_on_magnitude_subjects_with_every_new_option(subjects, phantom, tmp_path):
-    """Strips, augmentation, simulated coils, bf16, view sharing, channels-last, hard DC early,
+    """Strips, augmentation, simulated coils, bf16, view sharing, channels-last, hard DC early, gates,
     onecycle: a few steps run, validation mixes image sizes, the schedule state resumes."""
     overrides = [
         f"train.out_dir={tmp_path}", "train.epochs=2", "train.max_steps_per_epoch=2", "train.batch_size=2",
@@ -348,6 +348,7 @@ def test_training_on_magnitude_subjects_with_every_new_option(subjects, phantom,
         "data.augment={flip: true, rot90: true, time_reverse: true, time_shift: true, crop: [24, 24], frames: 4}",
         "data.simulation={coils: [2, 4], replace_maps: true}",
         "model.init=view_sharing", "model.channels_last=true", "recipe.hard_dc_steps=2", "recipe.hard_dc_ramp_steps=1",
+        "model.residual_gates=true",
     ]
     config = load_recon_config(TINY, overrides)
     task = ReconTask(config)
@@ -359,13 +360,14 @@ def test_training_on_magnitude_subjects_with_every_new_option(subjects, phantom,
     state = load_checkpoint(tmp_path / "last.pt")
     assert state["task"] == {"steps_done": 2}
     assert state["model_args"]["init"] == "view_sharing" and state["model_args"]["channels_last"] is True
+    assert state["model_args"]["residual_gates"] is True and state["model"]["gates"].abs().max() > 0  # learned
     again = ReconTask(config)
     result = fit(again, config, resume=tmp_path / "last.pt")
     assert again.steps_done == 4 and again.dc_hardness == 0.0
     row = result.history[-1]
     assert math.isfinite(row["train_loss"]) and math.isfinite(row["val_psnr"])
     loaded = load_reconstructor(tmp_path / "last.pt")
-    assert loaded.model.init == "view_sharing" and loaded.model.channels_last
+    assert loaded.model.init == "view_sharing" and loaded.model.channels_last and loaded.model.gates is not None
     # inference may pick the other memory layout: the same image up to fp32 rounding
     plain = load_reconstructor(tmp_path / "last.pt", channels_last=False).model
     weight = next(p for p in plain.denoisers.parameters() if p.dim() == 5)
