@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from cinemri.labels import STRUCTURES
+from cinemri.tasks.seg.task import read_split_file
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "acdc"
@@ -55,15 +56,7 @@ def val_patients(split_file: Path) -> list[str]:
     "val NAME"); other validation cases of the run (phantom cases) are left out."""
     if not split_file.is_file():
         raise ValueError(f"{split_file}: split file not found (give --patients or --split)")
-    names = []
-    for number, line in enumerate(split_file.read_text().splitlines(), 1):
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != 2 or parts[0] not in ("train", "val"):
-            raise ValueError(f"{split_file}:{number}: expected 'train NAME' or 'val NAME', got {line!r}")
-        if parts[0] == "val" and parts[1].startswith("patient"):
-            names.append(parts[1])
+    names = [name for name in read_split_file(split_file)["val"] if name.startswith("patient")]
     if not names:
         raise ValueError(f"{split_file}: no 'val' lines")
     return names

@@ -6,7 +6,7 @@ fully sampled images, both segmented by the same segmenter (issue: within 2 poin
 
 For every ACDC patient (default: the "val" patients of ``--split``, i.e. patients the bundled
 segmenter never trained on; the bundled cascade never saw ACDC at all), every slice of the 4D cine
-(magnitude) becomes k-space as ``recon_real_anatomy.py`` simulates it (``slice_problem``: 5x
+(magnitude) becomes k-space as ``recon_real_anatomy.py`` simulates it (``undersampled_slice``: 5x
 ``vd_random`` masks of the project's defaults seeded by the slice index, ``--coils``), is
 reconstructed by each of ``--methods`` -- ``model``: the cascade of ``--recon-checkpoint`` in its
 inference precision (bf16 where it trained in bf16), on the k-space divided by the 99th
@@ -41,9 +41,10 @@ from cinemri.io import read_acdc
 from cinemri.metrics import psnr
 from cinemri.metrics.agreement import agreement
 from cinemri.pipeline.analysis import AnalyzeOptions, indices_dict, segment
+from cinemri.pipeline.recon_set import reconstruct_slices
 from cinemri.recon import cs_tv, zero_filled
 from cinemri.seg.inference import load_segmenter
-from recon_real_anatomy import cascade_method, slice_problem
+from recon_real_anatomy import cascade_method
 from recon_speed import machine_info
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,19 +53,6 @@ DEFAULT_OUT = REPO / "benchmarks" / "results" / "recon_ef_real.json"
 WEIGHTS = REPO / "src" / "cinemri" / "weights"
 METHODS = ("model", "cs", "zero_filled")
 INDICES = ("lv_edv_ml", "lv_esv_ml", "lv_ef_pct", "rv_ef_pct")
-
-
-def reconstruct_slices(magnitude: np.ndarray, method, acceleration: float, coils: int
-                       ) -> tuple[np.ndarray, float]:
-    """magnitude: (S, T, H, W) float -> (reconstructed magnitudes (S, T, H, W) float32, seconds per slice)."""
-    out, seconds = [], []
-    for s in range(magnitude.shape[0]):
-        kspace, mask, maps = slice_problem(magnitude[s], acceleration, seed=s, coils=coils)
-        start = time.perf_counter()
-        image = method(kspace, mask, maps)  # (1, T, H, W) complex64
-        seconds.append(time.perf_counter() - start)
-        out.append(image[0].abs().float().numpy())
-    return np.stack(out), float(np.mean(seconds))
 
 
 def ef_of(magnitude: np.ndarray, case, seg_model, seg_cfg) -> dict[str, float]:
@@ -86,7 +74,7 @@ def run_patient(folder: Path, methods: dict[str, Any], seg_model, seg_cfg, accel
                               "fully_sampled": ef_of(magnitude, case, seg_model, seg_cfg)}
     data_range = float(magnitude.max())
     for name, method in methods.items():
-        recon, seconds = reconstruct_slices(magnitude, method, acceleration, coils)
+        recon, seconds = reconstruct_slices(magnitude, method, acceleration, range(len(magnitude)), coils)
         quality = float(np.mean([psnr(torch.from_numpy(recon[s]), torch.from_numpy(magnitude[s]), data_range)
                                  for s in range(magnitude.shape[0])]))
         record[name] = {**ef_of(recon, case, seg_model, seg_cfg), "psnr_db": quality, "seconds_per_slice": seconds}

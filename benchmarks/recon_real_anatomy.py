@@ -7,7 +7,8 @@ cine the project reads (``--data``: an ACDC or M&Ms case, a DICOM cine folder, a
     .venv/bin/python benchmarks/recon_real_anatomy.py --coils 8       # simulated 8-coil k-space
     .venv/bin/python benchmarks/recon_real_anatomy.py --data ../shared/data/sunnybrook/SCD0000401
 
-Simulation: every slice of the cine (magnitude) becomes k-space, undersampled by
+Simulation (``cinemri.data.simulate.undersampled_slice``): every slice of the cine (magnitude)
+becomes k-space, undersampled by
 ``cartesian_mask(T, W, 5, 8, "vd_random", seed=slice index)`` (the defaults of
 ``cinemri.masks.MaskOptions``) along W (patient090: the NIfTI's second in-plane axis, 224
 lines). ``--coils 1`` (default): single-coil ``fft2c(|image|)`` (zero phase; coil map of ones).
@@ -44,13 +45,14 @@ import numpy as np
 import torch
 
 import bart
+from cinemri.data.simulate import undersampled_slice
 from cinemri.files import write_json
-from cinemri.data.simulate import coil_maps, smooth_phase
 from cinemri.io import read_any
-from cinemri.masks import MaskOptions, cartesian_mask
+from cinemri.masks import MaskOptions
 from cinemri.metrics import cmrxrecon_scores, psnr, ssim
-from cinemri.physics import fft2c, sense_adjoint, sense_forward
+from cinemri.pipeline.recon_set import cascade_slice_method
 from cinemri.recon import cs_tv, zero_filled
+from cinemri.recon.inference import load_reconstructor
 from recon_speed import machine_info
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,42 +61,12 @@ DEFAULT_OUT = REPO / "benchmarks" / "results" / "recon_real_anatomy.json"
 LAMBDA_S = 0.0005  # spatial-TV weight of the "+spatial" variant (cs_tv's docstring value)
 
 
-def slice_problem(magnitude: np.ndarray, acceleration: float, seed: int, coils: int = 1) -> tuple[torch.Tensor, ...]:
-    """Undersampled k-space of one slice (see the module docstring).
-
-    magnitude: (T, H, W) float; returns kspace (1, C, T, H, W) complex64 (zero where not
-    sampled), mask (1, 1, T, 1, W) bool, maps (1, C, H, W) complex64 (ones when C = 1).
-    """
-    t, h, w = magnitude.shape
-    image = torch.from_numpy(np.ascontiguousarray(magnitude)).to(torch.complex64)  # (T, H, W)
-    masks = MaskOptions(acceleration=acceleration)  # the project's default pattern and centre
-    mask = cartesian_mask(t, w, acceleration, masks.center_lines, masks.pattern, seed)[None, None, :, None, :]
-    if coils == 1:
-        kspace = fft2c(image)[None, None] * mask  # (1, 1, T, H, W)
-        return kspace, mask, torch.ones(1, 1, h, w, dtype=torch.complex64)
-    rng = np.random.default_rng(seed)
-    phase = torch.from_numpy(smooth_phase(rng, h, w, np.pi)).float()  # (H, W)
-    maps = torch.from_numpy(coil_maps(rng, coils, h, w, "ring"))[None]  # (1, C, H, W)
-    kspace = sense_forward((image * torch.polar(torch.ones_like(phase), phase))[None], maps, mask)
-    return kspace, mask, maps
-
-
 def cascade_method(checkpoint: Path, bf16: bool = False, channels_last: bool | None = None):
     """The trained cascade as a (kspace, mask, maps) -> image function, p99-normalised; with
     ``bf16`` its denoisers run under bf16 autocast (DC and FFTs stay fp32, as in training);
     ``channels_last``: the denoisers' memory layout (None: what inference chooses)."""
-    from cinemri.recon.inference import inference_precision, load_reconstructor
-
     model = load_reconstructor(checkpoint, channels_last=channels_last).model
-
-    @torch.inference_mode()
-    def run(kspace: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
-        p99 = float(torch.quantile(sense_adjoint(kspace, maps, mask).abs().flatten(), 0.99))
-        scale = 1.0 / p99 if p99 > 0 else 1.0
-        with inference_precision(torch.device("cpu"), torch.bfloat16 if bf16 else None):
-            return model(kspace * scale, mask, maps).to(torch.complex64) / scale
-
-    return run
+    return cascade_slice_method(model, torch.bfloat16 if bf16 else None)
 
 
 def bart_method(threads: int):
@@ -177,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     per_slice: dict[str, list[dict]] = {name: [] for name in methods}
     layout_check = []
     for s in slices:
-        kspace, mask, maps = slice_problem(volume[s], args.acceleration, seed=s, coils=args.coils)
+        kspace, mask, maps = undersampled_slice(volume[s], args.acceleration, seed=s, coils=args.coils)
         reference = volume[s]  # (T, H, W)
         if use_bart:  # BART's zero-filled image must equal ours if the layout is right
             ours = zero_filled(kspace, mask, maps)[0].numpy()

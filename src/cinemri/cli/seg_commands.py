@@ -1,4 +1,4 @@
-"""`cinemri seg train | eval | predict | ablate | grad-analysis`."""
+"""`cinemri seg train | eval | predict | ablate | grad-analysis | recon-set`."""
 
 from __future__ import annotations
 
@@ -75,6 +75,30 @@ def register(subparsers, formatter) -> None:
     p.add_argument("--out", required=True, type=Path, help="folder for the gradient figures and grad_analysis.json")
     p.set_defaults(run=_run_grad)
 
+    p = sub.add_parser(
+        "recon-set", formatter_class=formatter,
+        help="labelled cines as 5x reconstructions show them: training cases for a segmenter of reconstructed images",
+        description="Every labelled magnitude cine of --data becomes single-coil k-space, undersampled (the "
+                    "benchmarks' masks, seeded per case and slice), reconstructed by each of --methods and written "
+                    "with its labelled frames and ground truth as OUT/<name>_r<R>_<method>.h5, with a split.json "
+                    "naming them all 'train'. Add OUT to `seg train --data` beside the original images. A rerun "
+                    "keeps the files already written.",
+        epilog="example:\n  cinemri seg recon-set --data ACDC/training --split runs/seg/default_unet/split.txt "
+               "--out data/acdc_r5\n  cinemri seg train --config configs/seg/default.yaml --data ACDC/training "
+               "data/phantom_seg data/acdc_r5")
+    p.add_argument("--data", nargs="+", required=True, help=f"labelled cines: {SEG_SOURCES}")
+    p.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
+    p.add_argument("--split", type=Path, default=None,
+                   help="a segmentation run's split.txt: only its 'train' cases (keep validation cases out)")
+    p.add_argument("--methods", nargs="+", choices=("model", "cs", "zero_filled"), default=["model", "cs"],
+                   help="reconstructions: the cascade of --recon-checkpoint, CS-TV, zero filling")
+    p.add_argument("--recon-checkpoint", type=Path, default=None,
+                   help="reconstruction checkpoint for 'model' (default: the bundled cascade)")
+    p.add_argument("--acceleration", type=float, default=5.0, help="undersampling factor R")
+    p.add_argument("--cs-iters", type=int, default=50, help="iterations of CS-TV")
+    p.add_argument("--seed", type=int, default=0, help="seed of the masks (with the case name and slice)")
+    p.set_defaults(run=_run_recon_set)
+
 
 def _add_test_time_flags(p) -> None:
     p.add_argument("--flip-tta", action=argparse.BooleanOptionalAction, default=None,
@@ -140,3 +164,27 @@ def _run_grad(args) -> None:
     print(json_text({"init_ce_bg_fraction_l1": first["ce"]["bg_fraction_l1"],
                      "init_bg_pixel_fraction": first["ce"]["bg_pixel_fraction"],
                      "figures": numbers["figures"]}), end="")
+
+
+def _run_recon_set(args) -> None:
+    import sys
+
+    from cinemri.io import read_any
+    from cinemri.pipeline.recon_set import write_reconstructed_set
+    from cinemri.pipeline.weights import resolve_checkpoint
+    from cinemri.recon.inference import load_reconstructor
+    from cinemri.tasks.seg.data import discover_cases
+    from cinemri.tasks.seg.task import read_split_file
+
+    refs = discover_cases(args.data)
+    if args.split is not None:
+        keep = set(read_split_file(args.split)["train"])
+        refs = [r for r in refs if r.name in keep]
+        if not refs:
+            raise ValueError(f"no case of {args.data} is a 'train' case of {args.split}")
+    recon = load_reconstructor(resolve_checkpoint(args.recon_checkpoint, "recon")) if "model" in args.methods else None
+    files = write_reconstructed_set([lambda path=r.path: read_any(path) for r in refs], args.out, args.methods,
+                                    recon=recon, acceleration=args.acceleration, seed=args.seed,
+                                    cs_iters=args.cs_iters, progress=lambda line: print(line, file=sys.stderr,
+                                                                                        flush=True))
+    print(f"wrote {len(files)} cases ({len(refs)} cines x {len(args.methods)} methods) and split.json to {args.out}")

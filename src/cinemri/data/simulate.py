@@ -33,6 +33,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from cinemri.masks import MaskOptions, cartesian_mask
+from cinemri.physics import fft2c, sense_forward
+
 COIL_FAMILIES = ("ring", "two_arrays", "scattered")
 
 
@@ -199,6 +202,31 @@ def simulate_acquisition(rng: np.random.Generator, image: Tensor, options: Simul
     inside = magnitude[magnitude > 0.1 * peak] if peak > 0 else magnitude.flatten()
     level = float(inside.mean()) if inside.numel() else 0.0
     return Acquisition(image=x, maps=maps, noise_std=level / snr, family=family, snr=snr)
+
+
+def undersampled_slice(magnitude: np.ndarray, acceleration: float, seed: int,
+                       coils: int = 1) -> tuple[Tensor, Tensor, Tensor]:
+    """Undersampled k-space of one magnitude cine slice, the test acquisition of the benchmarks
+    on real anatomy (and of training sets made from it): the project's default mask pattern and
+    centre lines at ``acceleration``, seeded by ``seed``; one coil (maps = 1, no phase, no added
+    noise: the magnitude's own noise stays), or ``coils`` > 1: the magnitude times a smooth random
+    phase (peak pi), seen by ``coils`` coils of the ``ring`` layout drawn from ``seed``.
+
+    magnitude: (T, H, W) float; returns kspace (1, C, T, H, W) complex64 (zero where not
+    sampled), mask (1, 1, T, 1, W) bool, maps (1, C, H, W) complex64.
+    """
+    t, h, w = magnitude.shape
+    image = torch.from_numpy(np.ascontiguousarray(magnitude)).to(torch.complex64)  # (T, H, W)
+    masks = MaskOptions(acceleration=acceleration)  # the project's default pattern and centre
+    mask = cartesian_mask(t, w, acceleration, masks.center_lines, masks.pattern, seed)[None, None, :, None, :]
+    if coils == 1:
+        kspace = fft2c(image)[None, None] * mask  # (1, 1, T, H, W)
+        return kspace, mask, torch.ones(1, 1, h, w, dtype=torch.complex64)
+    rng = np.random.default_rng(seed)
+    phase = torch.from_numpy(smooth_phase(rng, h, w, np.pi)).float()  # (H, W)
+    maps = torch.from_numpy(coil_maps(rng, coils, h, w, "ring"))[None]  # (1, C, H, W)
+    kspace = sense_forward((image * torch.polar(torch.ones_like(phase), phase))[None], maps, mask)
+    return kspace, mask, maps
 
 
 # ------------------------------------------------------------------------- augmentation

@@ -181,6 +181,27 @@ class SegTask:
             self.generator.manual_seed(draw + 1000 * _rank())
 
 
+def read_split_file(path: str | os.PathLike) -> dict[str, list[str]]:
+    """``{"train": [names], "val": [names]}`` of a ``split.txt`` that :func:`train` writes
+    (one ``role name`` line per case, blank lines ignored).
+
+    Raises:
+        ValueError: the file is missing, or a line is not ``train NAME`` / ``val NAME`` (file:line).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: split file not found")
+    roles: dict[str, list[str]] = {"train": [], "val": []}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2 or parts[0] not in roles:
+            raise ValueError(f"{path}:{number}: expected 'train NAME' or 'val NAME', got {line!r}")
+        roles[parts[0]].append(parts[1])
+    return roles
+
+
 def train(cfg: SegExperiment, *, resume: str | os.PathLike | None = None,
           stop_after_epoch: int | None = None,
           on_epoch_end: Callable[[Mapping[str, float]], None] | None = None) -> FitResult:
