@@ -22,9 +22,8 @@ BART ``pics -S -R T:1024:0:0.01 -i 50 -p <mask>`` when ``bart`` is on PATH (k-sp
 as BART's [x, y, z, coil, ..., time at dim 10], so T:1024 is TV along time; ``-S`` returns
 the image in the input's units instead of pics' internal scale, which the PSNR needs and
 which does not change the solution; its zero-filled image is checked against ours first);
-the trained cascade of ``--checkpoint``, in fp32 and with its denoisers under bf16 autocast and
-their weights in bf16 (the inference default; ``--weights`` adds fp32 weights under bf16
-autocast; k-space divided by the 99th percentile of the
+the trained cascade of ``--checkpoint``, in fp32 and with its denoisers under bf16 autocast
+(k-space divided by the 99th percentile of the
 zero-filled magnitude as ``ReconDataset`` does, the output multiplied back).
 
 Metrics (cinemri.metrics): PSNR and SSIM of magnitudes against the fully sampled magnitude,
@@ -62,15 +61,11 @@ DEFAULT_OUT = REPO / "benchmarks" / "results" / "recon_real_anatomy.json"
 LAMBDA_S = 0.0005  # spatial-TV weight of the "+spatial" variant (cs_tv's docstring value)
 
 
-def cascade_method(checkpoint: Path, bf16: bool = False, channels_last: bool | None = None,
-                   bf16_weights: bool = True):
+def cascade_method(checkpoint: Path, bf16: bool = False, channels_last: bool | None = None):
     """The trained cascade as a (kspace, mask, maps) -> image function, p99-normalised; with
-    ``bf16`` its denoisers run under bf16 autocast (DC and FFTs stay fp32, as in training), with
-    their weights held in bf16 unless ``bf16_weights`` is False (fp32 weights cast at every call,
-    the inference path before); ``channels_last``: the denoisers' memory layout (None: what
-    inference chooses)."""
+    ``bf16`` its denoisers run under bf16 autocast (DC and FFTs stay fp32, as in training);
+    ``channels_last``: the denoisers' memory layout (None: what inference chooses)."""
     model = load_reconstructor(checkpoint, channels_last=channels_last).model
-    model.set_denoiser_dtype(torch.bfloat16 if bf16 and bf16_weights else torch.float32)
     return cascade_slice_method(model, torch.bfloat16 if bf16 else None)
 
 
@@ -110,8 +105,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-bart", action="store_true", help="skip BART even when it is installed")
     parser.add_argument("--layouts", action="store_true",
                         help="also time the cascade (bf16) in both memory layouts of its denoisers")
-    parser.add_argument("--weights", action="store_true",
-                        help="also time the bf16 cascade with fp32 weights cast under autocast (the path before bf16 weights)")
     parser.add_argument("--no-cs", action="store_true",
                         help="skip the two cs_tv rows (slow; the same slices, masks and coils give the same figures)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON output (default {DEFAULT_OUT})")
@@ -152,9 +145,6 @@ def main(argv: list[str] | None = None) -> None:
             for on in (False, True):
                 name = f"trained cascade ({args.checkpoint.name}), bf16, {'channels-last' if on else 'NCDHW'}"
                 methods[name] = cascade_method(args.checkpoint, bf16=True, channels_last=on)
-        if args.weights:
-            name = f"trained cascade ({args.checkpoint.name}), bf16 autocast, fp32 weights"
-            methods[name] = cascade_method(args.checkpoint, bf16=True, bf16_weights=False)
 
     per_slice: dict[str, list[dict]] = {name: [] for name in methods}
     layout_check = []

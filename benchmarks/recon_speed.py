@@ -158,7 +158,6 @@ def worker(job: dict) -> dict:
         from cinemri.recon.inference import load_reconstructor
 
         model = load_reconstructor(job["checkpoint"]).model
-        model.set_denoiser_dtype(torch.float32)  # timed in fp32 (and trained below)
     else:
         model = build_reconstructor(**job["model_args"])
     out["params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -219,33 +219,6 @@ def test_bf16_autocast_path_equals_fp32_and_keeps_dc_in_fp32():
             torch.testing.assert_close(sense_forward(low.detach(), maps, mask), kspace, rtol=0, atol=1e-5)
 
 
-def test_bf16_weights_run_under_bf16_autocast_and_leave_the_callers_autocast_alone():
-    """Inference with the denoisers' weights in bf16: the image of fp32 weights under bf16 autocast
-    (to bf16 rounding), with or without an autocast around the call; fp32 weights keep following
-    the caller (bf16 convolutions inside a training autocast, fp32 outside)."""
-    torch.manual_seed(0)
-    kspace, mask, maps = _problem()
-    model = build_reconstructor("unet3d", denoiser_options={"base_channels": 4, "depth": 1, "cbam": True},
-                                num_stages=2).eval()
-    first_conv = next(m for m in model.denoisers[0].modules() if isinstance(m, torch.nn.Conv3d))
-    seen = []
-    first_conv.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
-    with torch.no_grad():
-        full = model(kspace, mask, maps)
-        with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
-            autocast = model(kspace, mask, maps)
-        assert model.denoiser_dtype == torch.float32 and seen == [torch.float32, torch.bfloat16]
-        model.set_denoiser_dtype(torch.bfloat16)
-        low = model(kspace, mask, maps)
-        with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
-            low_inside = model(kspace, mask, maps)
-    assert seen[2:] == [torch.bfloat16, torch.bfloat16] and low.dtype == torch.complex64
-    assert torch.equal(low, low_inside)
-    assert (low - autocast).norm() < 0.01 * full.norm() and (low - full).norm() < 0.02 * full.norm()
-    with pytest.raises(ValueError, match="float32 or bfloat16"):
-        model.set_denoiser_dtype(torch.float16)
-
-
 def test_cascade_runs_on_the_whole_field_of_view_at_an_odd_size():
     """37 x 50 (not a multiple of the U-Net's 4): output at the input's size, no crop."""
     g = torch.Generator().manual_seed(2)

@@ -12,7 +12,6 @@ lambdas and the denoisers' weights are learned for that scale. The model does no
 
 from __future__ import annotations
 
-import contextlib
 from typing import Callable
 
 import torch
@@ -110,30 +109,13 @@ class Cascade(nn.Module):
         self.channels_last = bool(on)
         self.denoisers.to(memory_format=torch.channels_last_3d if on else torch.contiguous_format)
 
-    def set_denoiser_dtype(self, dtype: torch.dtype) -> None:
-        """Hold the denoisers' weights in ``dtype``: float32 (training), or bfloat16 for
-        inference, where they then always run under bf16 autocast (DC and FFTs stay complex64).
-        Measured on the 2-core CPU: the same images to 0.01 dB as fp32 weights under bf16
-        autocast, without casting every weight and the activations around every convolution
-        at every call (docs/benchmarks.md)."""
-        if dtype not in (torch.float32, torch.bfloat16):
-            raise ValueError(f"denoiser weights must be float32 or bfloat16, got {dtype}")
-        self.denoisers.to(dtype)
-
-    @property
-    def denoiser_dtype(self) -> torch.dtype:
-        return next(self.denoisers.parameters()).dtype
-
     def _stage(self, index: int, image: Tensor, kspace: Tensor, mask: Tensor, maps: Tensor,
                dc_hardness: float, hybrid: bool) -> Tensor:
         denoiser = self.denoisers[0 if self.shared_weights else index]
         channels = complex_to_channels(image)  # (B, 2, T, H, W) float32
         if self.channels_last:
             channels = channels.contiguous(memory_format=torch.channels_last_3d)
-        # bf16 weights run under bf16 autocast; otherwise the caller's context (training's autocast) holds
-        low = self.denoiser_dtype == torch.bfloat16
-        with torch.autocast(channels.device.type, dtype=torch.bfloat16) if low else contextlib.nullcontext():
-            denoised = channels_to_complex(denoiser(channels))  # (B, T, H, W) complex64
+        denoised = channels_to_complex(denoiser(channels))  # (B, T, H, W) complex64
         if self.gates is not None:
             denoised = image + self.gates[index] * (denoised - image)
         return self.dcs[index](denoised, kspace, mask, maps, hardness=dc_hardness, hybrid=hybrid)

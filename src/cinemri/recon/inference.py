@@ -48,8 +48,6 @@ def load_reconstructor(path: str | os.PathLike, device: str | torch.device = "cp
 
     channels_last: the memory layout of the denoisers (:meth:`Cascade.set_channels_last`);
     None keeps the one they trained in. The images are the same up to rounding.
-    A model trained in bf16 comes back with its denoisers' weights in bf16
-    (:meth:`Cascade.set_denoiser_dtype`; ``model.set_denoiser_dtype(torch.float32)`` for fp32).
 
     Raises:
         ValueError: the file is missing or not a cinemri checkpoint, holds another model, or
@@ -72,8 +70,6 @@ def load_reconstructor(path: str | os.PathLike, device: str | torch.device = "cp
         autocast = resolve_amp(config.train.amp, torch.device(device))
     except ValueError:  # e.g. trained in fp16 on CUDA, loaded on a CPU: run in fp32
         autocast = None
-    if autocast == torch.bfloat16:  # trained in bf16: hold the denoisers' weights in it too (faster)
-        model.set_denoiser_dtype(torch.bfloat16)
     return LoadedReconstructor(model=model, config=config, epoch=int(state["epoch"]), path=path, autocast=autocast)
 
 

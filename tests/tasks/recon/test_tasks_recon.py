@@ -368,7 +368,6 @@ def test_training_on_magnitude_subjects_with_every_new_option(subjects, phantom,
     assert math.isfinite(row["train_loss"]) and math.isfinite(row["val_psnr"])
     loaded = load_reconstructor(tmp_path / "last.pt")
     assert loaded.model.init == "view_sharing" and loaded.model.channels_last and loaded.model.gates is not None
-    assert loaded.autocast == torch.bfloat16 and loaded.model.denoiser_dtype == torch.bfloat16  # trained in bf16
     # inference may pick the other memory layout: the same image up to fp32 rounding
     plain = load_reconstructor(tmp_path / "last.pt", channels_last=False).model
     weight = next(p for p in plain.denoisers.parameters() if p.dim() == 5)
