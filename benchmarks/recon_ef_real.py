@@ -41,17 +41,15 @@ from cinemri.io import read_acdc
 from cinemri.metrics import psnr
 from cinemri.metrics.agreement import agreement
 from cinemri.pipeline.analysis import AnalyzeOptions, indices_dict, segment
-from cinemri.pipeline.recon_set import reconstruct_slices
-from cinemri.recon import cs_tv, zero_filled
+from cinemri.pipeline.recon_set import METHODS, reconstruct_slices, slice_method
+from cinemri.recon.inference import load_reconstructor
 from cinemri.seg.inference import load_segmenter
-from recon_real_anatomy import cascade_method
 from recon_speed import machine_info
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "acdc" / "training"
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "recon_ef_real.json"
 WEIGHTS = REPO / "src" / "cinemri" / "weights"
-METHODS = ("model", "cs", "zero_filled")
 INDICES = ("lv_edv_ml", "lv_esv_ml", "lv_ef_pct", "rv_ef_pct")
 
 
@@ -143,9 +141,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     seg_model, seg_cfg = load_segmenter(args.seg_checkpoint)
-    makers = {"model": lambda: cascade_method(args.recon_checkpoint, bf16=True),
-              "cs": lambda: cs_tv, "zero_filled": lambda: zero_filled}
-    methods = {name: makers[name]() for name in args.methods}
+    recon = load_reconstructor(args.recon_checkpoint) if "model" in args.methods else None
+    methods = {name: slice_method(name, recon) for name in args.methods}
     machine = machine_info(args.threads)
     start = time.perf_counter()
     records = []

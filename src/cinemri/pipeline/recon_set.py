@@ -32,10 +32,10 @@ from cinemri.data.simulate import undersampled_slice
 from cinemri.files import write_json
 from cinemri.io import write_case
 from cinemri.physics import sense_adjoint
+from cinemri.pipeline.reconstruct import METHODS
 from cinemri.recon.baselines import CSOptions, cs_tv, zero_filled
 from cinemri.recon.inference import LoadedReconstructor, inference_precision
 
-METHODS = ("model", "cs", "zero_filled")
 # (kspace (1, C, T, H, W), mask (1, 1, T, 1, W), maps (1, C, H, W)) -> image (1, T, H, W) complex64
 SliceMethod = Callable[[Tensor, Tensor, Tensor], Tensor]
 
