@@ -351,7 +351,7 @@ def test_bundled_weights_ship_small_and_load_offline():
     loaded = load_reconstructor(recon_path)
     assert loaded.config.model.num_stages == 3 and loaded.config.model.denoiser == "unet3d"
     assert loaded.config.model.denoiser_options["cbam"] is True
-    assert loaded.config.model.init == "view_sharing"  # the cascade trained on real cine (Sunnybrook)
+    assert loaded.config.model.init == "cs_tv" and loaded.config.model.residual_gates  # configs/recon/cascade_cs_gated.yaml
     assert any("sunnybrook" in str(source).lower() for source in loaded.config.data.train)
     model, cfg = load_segmenter(seg_path)
     assert cfg.model.name == "unet" and cfg.eval.postprocess  # the default segmenter: real ACDC + phantom
