@@ -162,8 +162,15 @@ def test_cascade_starts_from_a_few_cs_tv_iterations_when_asked():
     out = model(kspace, mask, maps)
     out.abs().sum().backward()  # gradients reach the denoiser, none flow into the CS iterations
     assert model.denoisers[0].tail.weight.grad is not None
+    spatial = Cascade(_tiny, num_stages=1, dc_mode="hard", init="cs_tv", init_iters=7, init_lambda_s=0.01)
+    spatial.load_state_dict(model.state_dict())
+    expected = hard_dc(cs_tv(kspace, mask, maps, num_iters=7, lambda_s=0.01), kspace, mask, maps)
+    torch.testing.assert_close(spatial(kspace, mask, maps), expected)
+    assert not torch.allclose(spatial(kspace, mask, maps), model(kspace, mask, maps))  # the spatial TV acts
     with pytest.raises(ValueError, match="init_iters"):
         Cascade(_tiny, init="cs_tv", init_iters=0)
+    with pytest.raises(ValueError, match="init_lambda_s"):
+        Cascade(_tiny, init="cs_tv", init_lambda_s=-1.0)
     assert build_reconstructor("resnet3d", denoiser_options={"width": 3, "num_blocks": 1}, init="cs_tv",
                                init_iters=3).init_iters == 3
 

@@ -103,6 +103,8 @@ def test_weight_free_args_do_not_block_loading(tmp_path):
     save_checkpoint(path, state)
     check_model(load_checkpoint(path), path, "tinynet", {"width": 4, "dropout": 0.0})
     check_model(load_checkpoint(path), path, "tinynet", {"width": 4, "dropout": 0.0, "channels_last": False})
+    check_model(load_checkpoint(path), path, "tinynet",  # a CS start with spatial TV fine-tunes the same weights
+                {"width": 4, "dropout": 0.0, "init": "cs_tv", "init_iters": 20, "init_lambda_s": 0.0005})
     with pytest.raises(ValueError, match=r"width: checkpoint 4 vs 6"):
         check_model(load_checkpoint(path), path, "tinynet", {"width": 6, "dropout": 0.0})
 

@@ -52,6 +52,8 @@ class Cascade(nn.Module):
             iterations of :func:`cinemri.recon.baselines.cs_tv` with its default (temporal)
             weight, computed without gradients; the networks then learn what CS leaves.
         init_iters: iterations of the "cs_tv" start (>= 1; ignored by the other inits).
+        init_lambda_s: spatial TV weight of the "cs_tv" start (0: temporal TV only). On ACDC
+            patient090 (1 coil, 5x) CS-TV with lambda_s 0.0005 is 1.4 dB above temporal TV alone.
         channels_last: run the denoisers in ``torch.channels_last_3d`` memory format (weights
             and inputs); the numbers are the same up to rounding. Measured on the 2-core CPU:
             a 3D U-Net (16 channels, depth 2, CBAM) training step 15 % faster in bf16 and 20 %
@@ -67,7 +69,7 @@ class Cascade(nn.Module):
     + num_stages if residual_gates.
 
     Raises:
-        ValueError: if num_stages < 1, init_iters < 1, or dc_mode or init is unknown.
+        ValueError: if num_stages < 1, init_iters < 1, init_lambda_s < 0, or dc_mode or init is unknown.
     """
 
     def __init__(
@@ -81,6 +83,7 @@ class Cascade(nn.Module):
         checkpoint_stages: bool = False,
         init: str = "zero_filled",
         init_iters: int = 20,
+        init_lambda_s: float = 0.0,
         channels_last: bool = False,
         residual_gates: bool = False,
     ) -> None:
@@ -91,8 +94,11 @@ class Cascade(nn.Module):
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
         if init_iters < 1:
             raise ValueError(f"init_iters must be >= 1, got {init_iters}")
+        if not init_lambda_s >= 0:
+            raise ValueError(f"init_lambda_s must be >= 0, got {init_lambda_s}")
         self.init = init
         self.init_iters = init_iters
+        self.init_lambda_s = float(init_lambda_s)
         self.num_stages = num_stages
         self.shared_weights = shared_weights
         self.checkpoint_stages = checkpoint_stages
@@ -125,7 +131,8 @@ class Cascade(nn.Module):
             image = view_sharing(kspace, mask, maps)  # (B, T, H, W) complex64
         elif self.init == "cs_tv":
             with torch.no_grad(), torch.autocast(device_type=kspace.device.type, enabled=False):
-                image = cs_tv(kspace, mask, maps, num_iters=self.init_iters)  # (B, T, H, W) complex64
+                image = cs_tv(kspace, mask, maps, num_iters=self.init_iters,
+                              lambda_s=self.init_lambda_s)  # (B, T, H, W) complex64
         else:
             with torch.autocast(device_type=kspace.device.type, enabled=False):
                 image = sense_adjoint(kspace, maps, mask)  # (B, T, H, W) complex64

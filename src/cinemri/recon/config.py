@@ -39,7 +39,8 @@ class ReconModelSection:
     arguments (e.g. ``{base_channels: 16, depth: 2, cbam: true}``). shared_weights: one
     denoiser for every stage. init: the starting image, "zero_filled", "view_sharing"
     (missing lines of each frame filled from the time-averaged k-space) or "cs_tv"
-    (``init_iters`` iterations of temporal-TV compressed sensing). channels_last: the
+    (``init_iters`` iterations of temporal-TV compressed sensing, plus spatial TV of weight
+    ``init_lambda_s`` when it is > 0). channels_last: the
     denoisers run in ``torch.channels_last_3d`` memory format (faster on the CPU here).
     residual_gates: every stage's change enters through a learned scalar that starts at 0, so
     training starts from the starting image (after DC) rather than from it plus random networks.
@@ -54,6 +55,7 @@ class ReconModelSection:
     checkpoint_stages: bool = False
     init: Literal["zero_filled", "view_sharing", "cs_tv"] = "zero_filled"
     init_iters: int = 20
+    init_lambda_s: float = 0.0
     channels_last: bool = False
     residual_gates: bool = False
 
@@ -62,11 +64,13 @@ class ReconModelSection:
             raise ValueError(f"model.num_stages must be >= 1, got {self.num_stages}")
         if self.init_iters < 1:
             raise ValueError(f"model.init_iters must be >= 1, got {self.init_iters}")
+        if not self.init_lambda_s >= 0:
+            raise ValueError(f"model.init_lambda_s must be >= 0, got {self.init_lambda_s}")
 
     def model_args(self) -> dict[str, Any]:
         """Plain keyword arguments of :func:`build_reconstructor` (what checkpoints store).
 
-        ``init`` (with ``init_iters`` for "cs_tv"), ``channels_last`` and ``residual_gates`` are
+        ``init`` (with ``init_iters`` and a non-zero ``init_lambda_s`` for "cs_tv"), ``channels_last`` and ``residual_gates`` are
         stored only when they are not the default, so
         checkpoints written before they existed still resume and fine-tune with the same
         arguments.
@@ -78,6 +82,8 @@ class ReconModelSection:
             args["init"] = self.init
         if self.init == "cs_tv":
             args["init_iters"] = self.init_iters
+            if self.init_lambda_s > 0:
+                args["init_lambda_s"] = self.init_lambda_s
         if self.channels_last:
             args["channels_last"] = True
         if self.residual_gates:

@@ -54,6 +54,7 @@ def build_reconstructor(
     checkpoint_stages: bool = False,
     init: str = "zero_filled",
     init_iters: int = 20,
+    init_lambda_s: float = 0.0,
     channels_last: bool = False,
     residual_gates: bool = False,
 ) -> Cascade:
@@ -75,6 +76,7 @@ def build_reconstructor(
         checkpoint_stages=checkpoint_stages,
         init=init,
         init_iters=init_iters,
+        init_lambda_s=init_lambda_s,
         channels_last=channels_last,
         residual_gates=residual_gates,
     )

@@ -78,9 +78,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 # Model args that change how a model runs, not which weights it has: the memory layout
-# (channels_last) and the reconstruction cascade's starting image (init, init_iters). A checkpoint resumes,
-# fine-tunes or loads whatever they were when it was written.
-WEIGHT_FREE_ARGS = frozenset({"channels_last", "init", "init_iters"})
+# (channels_last) and the reconstruction cascade's starting image (init, init_iters, init_lambda_s).
+# A checkpoint resumes, fine-tunes or loads whatever they were when it was written.
+WEIGHT_FREE_ARGS = frozenset({"channels_last", "init", "init_iters", "init_lambda_s"})
 
 
 def check_model(state: Mapping[str, Any], path: str | Path, model_name: str,
