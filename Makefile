@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean weights weights-seg
+.PHONY: demo test install clean weights weights-seg weights-seg-recon
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,17 @@ weights-seg: $(STAMP)
 	test -f data/phantom_seg/split.json || $(CINEMRI) phantom --out data/phantom_seg --cases 10 --frames 8 --coils 1 --seed 7 --workers 2
 	$(CINEMRI) seg train --config configs/seg/default.yaml --data $(ACDC) data/phantom_seg
 	$(CINEMRI) export-weights runs/seg/default_unet/best.pt src/cinemri/weights/seg_default.pt --fp16
+
+# The segmenter `analyze` uses on images it reconstructs from undersampled k-space: the default
+# above fine-tuned on the same patients plus their 5x single-coil reconstructions (the bundled
+# cascade and CS-TV): `make weights-seg-recon ACDC=/path/to/ACDC/training` after `make weights-seg`
+# (its split keeps the validation patients out; 4 minutes of reconstructions, 60 of training).
+weights-seg-recon: $(STAMP)
+	@test -n "$(ACDC)" || { echo "usage: make weights-seg-recon ACDC=/path/to/ACDC/training"; exit 2; }
+	@test -f runs/seg/default_unet/split.txt || { echo "runs/seg/default_unet/split.txt missing: run make weights-seg first"; exit 2; }
+	$(CINEMRI) seg recon-set --data $(ACDC) --split runs/seg/default_unet/split.txt --out data/acdc_r5
+	$(CINEMRI) seg train --config configs/seg/recon_aware.yaml --data $(ACDC) data/phantom_seg data/acdc_r5
+	$(CINEMRI) export-weights runs/seg/recon_aware/best.pt src/cinemri/weights/seg_recon.pt --fp16
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache

@@ -342,6 +342,38 @@ def test_resolve_checkpoint(monkeypatch, tmp_path):
         weights.bundled_path("other")
 
 
+def test_reconstructions_get_the_segmenter_fine_tuned_on_reconstructions(setup, monkeypatch, tmp_path):
+    """Without --seg-checkpoint, images analyze reconstructs from (retrospectively) undersampled
+    k-space go to seg_recon.pt when it is installed; fully sampled images, zero filling and a
+    missing seg_recon.pt go to seg_default.pt; a given checkpoint always wins."""
+    import cinemri.pipeline.weights as weights
+    from cinemri.pipeline import analysis as pipeline
+
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", tmp_path)
+    (tmp_path / "seg_default.pt").write_bytes(b"x")
+    seen = []
+
+    def record_then_stop(path, *args, **kwargs):
+        seen.append(Path(path).name)
+        raise ValueError("stop once the segmenter is chosen")
+
+    monkeypatch.setattr(pipeline, "load_segmenter", record_then_stop)
+
+    def chosen(options, seg_checkpoint=None):
+        with pytest.raises(ValueError, match="stop once"):
+            analyze(setup["case"], tmp_path / "out", seg_checkpoint=seg_checkpoint, options=options)
+        return seen[-1]
+
+    cs = AnalyzeOptions(recon_method="cs", cs_iters=1)
+    assert chosen(cs) == "seg_default.pt"  # not installed: the default
+    (tmp_path / "seg_recon.pt").write_bytes(b"x")
+    assert chosen(cs) == "seg_recon.pt"
+    assert chosen(replace(cs, undersample=False)) == "seg_default.pt"  # fully sampled k-space
+    assert chosen(replace(cs, recon_method="zero_filled")) == "seg_default.pt"
+    assert chosen(cs, seg_checkpoint=tmp_path / "mine.pt") == "mine.pt"
+    assert weights.resolve_segmenter(None, reconstructed=False) == tmp_path / "seg_default.pt"
+
+
 def test_bundled_weights_ship_small_and_load_offline():
     from cinemri.pipeline import bundled_path
     from cinemri.seg.inference import load_segmenter
@@ -356,6 +388,11 @@ def test_bundled_weights_ship_small_and_load_offline():
     model, cfg = load_segmenter(seg_path)
     assert cfg.model.name == "unet" and cfg.eval.postprocess  # the default segmenter: real ACDC + phantom
     assert any("acdc" in str(source).lower() for source in cfg.data.train)
+    recon_seg_path = bundled_path("seg_recon")  # the default fine-tuned on 5x reconstructions too
+    assert recon_seg_path.stat().st_size < 10e6
+    _, recon_seg_cfg = load_segmenter(recon_seg_path)
+    assert recon_seg_cfg.train.init_from.endswith("seg_default.pt") and recon_seg_cfg.eval.crop_to_heart
+    assert any("acdc_r5" in str(source) for source in recon_seg_cfg.data.train)
     x = torch.zeros(1, 1, 64, 64)
     with torch.no_grad():
         out = model(x)

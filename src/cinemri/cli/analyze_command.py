@@ -28,9 +28,10 @@ def register(subparsers, formatter) -> None:
                         "or NIfTI image")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--recon-checkpoint", type=Path, default=None,
-                   help="reconstruction checkpoint (default: the bundled phantom weights)")
+                   help="reconstruction checkpoint (default: the bundled cascade)")
     p.add_argument("--seg-checkpoint", type=Path, default=None,
-                   help="segmentation checkpoint (default: the bundled phantom weights)")
+                   help="segmentation checkpoint (default: the bundled segmenter; for images reconstructed "
+                        "from undersampled k-space, the bundled one fine-tuned on such reconstructions)")
     p.add_argument("--recon", dest="recon_method", choices=("model", "cs", "zero_filled"), default=defaults.recon_method,
                    help="how k-space becomes images: the trained cascade, CS-TV, or zero filling")
     p.add_argument("--acceleration", type=float, default=defaults.acceleration,

@@ -31,7 +31,8 @@ def register(subparsers, formatter) -> None:
     p.add_argument("--recon-checkpoint", type=Path, default=None,
                    help="cascade checkpoint for --methods model (default: the bundled weights)")
     p.add_argument("--seg-checkpoint", type=Path, default=None,
-                   help="segmentation checkpoint (default: the bundled weights)")
+                   help="segmentation checkpoint, the same for every method so that the study compares "
+                        "reconstructions (default: the bundled default segmenter)")
     default_r = " ".join(f"{r:g}" for r in StudyOptions.accelerations)
     p.add_argument("--accelerations", nargs="+", type=float, default=None, metavar="R",
                    help=f"accelerations to sweep, each > 1 (default: {default_r})")

@@ -35,7 +35,7 @@ from cinemri.io import read_any
 from cinemri.labels import LV, MYO, STRUCTURES
 from cinemri.metrics import nmse, psnr, segmentation_scores, ssim
 from cinemri.pipeline.reconstruct import Reconstruction, reconstruct_case, with_image
-from cinemri.pipeline.weights import resolve_checkpoint
+from cinemri.pipeline.weights import resolve_checkpoint, resolve_segmenter
 from cinemri.plausibility import check_confidence, check_enclosure, check_indices, check_myocardium
 from cinemri.recon import CSOptions
 from cinemri.recon.inference import is_undersampled, load_reconstructor
@@ -276,7 +276,9 @@ def analyze(input_path: str | os.PathLike, out_dir: str | os.PathLike, *,
     if kind != "images" and options.recon_method == "model":
         recon_path = resolve_checkpoint(recon_checkpoint, "recon")
         loaded = load_reconstructor(recon_path, options.device)
-    seg_path = resolve_checkpoint(seg_checkpoint, "seg")
+    reconstructed = options.recon_method != "zero_filled" and (
+        kind == "kspace_undersampled" or (kind == "kspace_fully_sampled" and options.undersample))
+    seg_path = resolve_segmenter(seg_checkpoint, reconstructed)
     seg_model, seg_cfg = load_segmenter(seg_path, options.device)
     recon = reconstruct_case(case, options.recon_method, recon=loaded, acceleration=options.acceleration,
                              undersample=options.undersample, seed=options.seed, pattern=options.pattern,
