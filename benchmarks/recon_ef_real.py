@@ -1,5 +1,6 @@
 """Ejection fraction from 5x reconstructions of real cine, against the ejection fraction of the
-fully sampled images, both segmented by the same segmenter (issue: within 2 points).
+fully sampled images, both segmented by the same segmenter (issue: within 2 points), or each by the
+one ``cinemri analyze`` would use (``--recon-seg-checkpoint src/cinemri/weights/seg_recon.pt``).
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/recon_ef_real.py --split runs/seg/default_unet/split.txt
     .venv/bin/python benchmarks/recon_ef_real.py --patients patient090 patient011 --methods model cs
@@ -13,7 +14,7 @@ inference precision (bf16 where it trained in bf16), on the k-space divided by t
 percentile of the zero-filled magnitude as in training; ``cs``: ``cs_tv`` with its defaults
 (temporal TV, 50 iterations); ``zero_filled`` -- and the magnitude cine is segmented, every
 frame, by ``--seg-checkpoint`` through the path ``cinemri analyze`` takes (the checkpoint's
-test-time settings). LV and RV EDV, ESV and EF at the ED and ES frames of Info.cfg.
+test-time settings); the reconstructions by ``--recon-seg-checkpoint`` instead when it is given. LV and RV EDV, ESV and EF at the ED and ES frames of Info.cfg.
 
 Reported per method over the patients: mean absolute difference, bias and sd of LV EF (and LV
 EDV, ESV, RV EF) against the same indices from the fully sampled images (what the
@@ -62,8 +63,10 @@ def ef_of(magnitude: np.ndarray, case, seg_model, seg_cfg) -> dict[str, float]:
 
 
 def run_patient(folder: Path, methods: dict[str, Any], seg_model, seg_cfg, acceleration: float,
-                coils: int) -> dict[str, Any]:
-    """{"patient", "truth", "fully_sampled", method: {indices..., "psnr_db", "seconds_per_slice"}}."""
+                coils: int, recon_seg: tuple[Any, Any] | None = None) -> dict[str, Any]:
+    """{"patient", "truth", "fully_sampled", method: {indices..., "psnr_db", "seconds_per_slice"}};
+    ``recon_seg``: (model, config) of the segmenter for the reconstructions (None: ``seg_model``)."""
+    recon_model, recon_cfg = recon_seg if recon_seg is not None else (seg_model, seg_cfg)
     case = read_acdc(folder)
     magnitude = np.abs(case.image).astype(np.float32)  # (S, T, H, W)
     truth = indices_dict(case.labels, case.spacing, case.ed_frame, case.es_frame)
@@ -75,7 +78,8 @@ def run_patient(folder: Path, methods: dict[str, Any], seg_model, seg_cfg, accel
         recon, seconds = reconstruct_slices(magnitude, method, acceleration, range(len(magnitude)), coils)
         quality = float(np.mean([psnr(torch.from_numpy(recon[s]), torch.from_numpy(magnitude[s]), data_range)
                                  for s in range(magnitude.shape[0])]))
-        record[name] = {**ef_of(recon, case, seg_model, seg_cfg), "psnr_db": quality, "seconds_per_slice": seconds}
+        record[name] = {**ef_of(recon, case, recon_model, recon_cfg), "psnr_db": quality,
+                        "seconds_per_slice": seconds}
     return record
 
 
@@ -126,6 +130,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=["model", "zero_filled"])
     parser.add_argument("--recon-checkpoint", type=Path, default=WEIGHTS / "recon_default.pt")
     parser.add_argument("--seg-checkpoint", type=Path, default=WEIGHTS / "seg_default.pt")
+    parser.add_argument("--recon-seg-checkpoint", type=Path, default=None,
+                        help="segmenter of the reconstructions (default: --seg-checkpoint)")
     parser.add_argument("--coils", type=int, default=1, help="1: single-coil (default); N: N simulated coils")
     parser.add_argument("--acceleration", type=float, default=5.0)
     parser.add_argument("--threads", type=int, default=2)
@@ -141,13 +147,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     seg_model, seg_cfg = load_segmenter(args.seg_checkpoint)
+    recon_seg = load_segmenter(args.recon_seg_checkpoint) if args.recon_seg_checkpoint is not None else None
     recon = load_reconstructor(args.recon_checkpoint) if "model" in args.methods else None
     methods = {name: slice_method(name, recon) for name in args.methods}
     machine = machine_info(args.threads)
     start = time.perf_counter()
     records = []
     for patient in args.patients:
-        record = run_patient(args.data / patient, methods, seg_model, seg_cfg, args.acceleration, args.coils)
+        record = run_patient(args.data / patient, methods, seg_model, seg_cfg, args.acceleration, args.coils,
+                             recon_seg)
         records.append(record)
         row = ", ".join(f"{n} {record[n]['lv_ef_pct']:.1f}" for n in args.methods)
         print(f"{patient}: LV EF truth {record['truth']['lv_ef_pct']:.1f}, fully sampled "
@@ -160,7 +168,9 @@ def main(argv: list[str] | None = None) -> None:
                             "load_average_end": list(os.getloadavg())},
                 "setup": {"data": str(args.data), "patients": args.patients, "coils": args.coils,
                           "acceleration": args.acceleration, "recon_checkpoint": str(args.recon_checkpoint),
-                          "seg_checkpoint": str(args.seg_checkpoint), "ed_es": "the frames of Info.cfg"},
+                          "seg_checkpoint": str(args.seg_checkpoint),
+                          "recon_seg_checkpoint": str(args.recon_seg_checkpoint or args.seg_checkpoint),
+                          "ed_es": "the frames of Info.cfg"},
                 "summary": summary, "per_patient": records, "markdown": table}, args.out)
     print(f"wrote {args.out}", file=sys.stderr)
 
