@@ -104,22 +104,6 @@ def test_cs_beats_zero_filling_on_dynamic_phantom(problem):
     assert _psnr(cs_spatial, truth) > _psnr(zf, truth) + 5.0
 
 
-def test_cs_in_hybrid_space_gives_the_iterates_of_the_2d_fft_path():
-    """A mask that is the same on every readout row, (B, 1, T, 1, W), lets CS work in hybrid
-    (x, ky) space; the same mask spelled out per row, (B, 1, T, H, W), takes the 2D-FFT path.
-    Both must give the same image (multi-coil, temporal and spatial TV)."""
-    g = torch.Generator().manual_seed(3)
-    truth = _phantom()
-    maps = torch.randn(1, 3, N, N, dtype=torch.complex64, generator=g)
-    maps = maps / maps.abs().square().sum(dim=1, keepdim=True).sqrt()  # sum_c |S_c|^2 = 1
-    rows = _mask().view(1, 1, T, 1, N)
-    kspace = sense_forward(truth, maps, rows)
-    hybrid = cs_tv(kspace, rows, maps, lambda_s=0.001, num_iters=15)
-    full = cs_tv(kspace, rows.expand(1, 1, T, N, N).contiguous(), maps, lambda_s=0.001, num_iters=15)
-    torch.testing.assert_close(hybrid, full, rtol=1e-4, atol=1e-5)
-    assert _psnr(hybrid, truth) > _psnr(zero_filled(kspace, rows, maps), truth) + 3.0
-
-
 def test_cs_lowers_the_objective(problem):
     _, kspace, mask, maps = problem
     objective = lambda x: float(tv_objective(x, kspace, mask, maps, lambda_t=0.003))  # noqa: E731

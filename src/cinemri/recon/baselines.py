@@ -28,12 +28,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor
 
-from cinemri.physics import apply_mask, hybrid_adjoint, hybrid_forward, sense_adjoint, sense_forward, to_hybrid
+from cinemri.physics import sense_adjoint, sense_forward
 
 
 def zero_filled(kspace: Tensor, mask: Tensor, maps: Tensor) -> Tensor:
@@ -165,17 +164,6 @@ def tv_objective(
     return value
 
 
-def _data_operators(mask: Tensor, maps: Tensor) -> tuple[Callable[[Tensor], Tensor], Callable[[Tensor], Tensor]]:
-    """(A, A^H) of the data term. With a mask that is the same on every readout row,
-    (B, 1, T, 1, W), they work in hybrid (x, ky) space (the data and the dual variable moved
-    there once by F_H^H, unitary and commuting with the mask): the same iterates with 1D FFTs
-    along W instead of 2D FFTs. Otherwise the SENSE operators themselves."""
-    if mask.shape[-2] == 1:
-        return (lambda x: apply_mask(hybrid_forward(x, maps), mask),
-                lambda p: hybrid_adjoint(apply_mask(p, mask), maps))
-    return lambda x: sense_forward(x, maps, mask), lambda p: sense_adjoint(p, maps, mask)
-
-
 RELAXATION = 1.8  # over-relaxed Chambolle-Pock (valid in (0, 2)); ~1.8x fewer iterations
 STEP_BALANCE = 0.03  # sqrt(tau / sigma) = STEP_BALANCE / lambda: tuned on a phantom and an ACDC cine
 
@@ -218,22 +206,19 @@ def cs_tv(
     kspace, maps = kspace.to(torch.complex64), maps.to(torch.complex64)
     scale = _scale(kspace, mask, maps)  # (B, 1, 1, 1)
     y = kspace * mask / scale.unsqueeze(1)  # (B, C, T, H, W), max |A^H y| = 1
-    forward, adjoint = _data_operators(mask, maps)
-    if mask.shape[-2] == 1:
-        y = to_hybrid(y)
-    x = adjoint(y)  # (B, T, H, W) primal, starts at zero filling
+    x = sense_adjoint(y, maps, mask)  # (B, T, H, W) primal, starts at zero filling
     p = torch.zeros_like(y)  # dual of the data term
     q = torch.zeros_like(_dt(x))  # dual of temporal TV (B, T-1, H, W)
     r = torch.zeros_like(_grad(x)) if lambda_s > 0 else None  # dual of spatial TV (B, 2, T, H, W)
     tau, sigma = _step_sizes(lambda_t, lambda_s)
     for _ in range(num_iters):
         # one Chambolle-Pock step (primal first, extrapolated point x_bar), then over-relaxation
-        update = adjoint(p) + _dt_adjoint(q)
+        update = sense_adjoint(p, maps, mask) + _dt_adjoint(q)
         if r is not None:
             update = update + _grad_adjoint(r)
         x_step = x - tau * update
         x_bar = 2 * x_step - x
-        p_step = (p + sigma * (forward(x_bar) - y)) / (1 + sigma)
+        p_step = (p + sigma * (sense_forward(x_bar, maps, mask) - y)) / (1 + sigma)
         q_step = _project(q + sigma * _dt(x_bar), lambda_t)
         x, p, q = x + RELAXATION * (x_step - x), p + RELAXATION * (p_step - p), q + RELAXATION * (q_step - q)
         if r is not None:
