@@ -28,17 +28,20 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 # Re-create the bundled reconstruction weights from the four Sunnybrook cine studies (DICOM) plus
-# phantom k-space: `make weights SUNNYBROOK=/path/to/sunnybrook` (about 2 h 10 min on 2 CPU cores):
-# one run from scratch, the cascade starting from 20 iterations of CS-TV with gated stages
-# (configs/recon/cascade_cs_gated.yaml, 125 minutes). A cut run continues with
-# `$(CINEMRI) recon train --config configs/recon/cascade_cs_gated.yaml --data ... --resume
-# runs/recon/cascade_cs_gated/last.pt`, then the export line. See docs/benchmarks.md.
+# phantom k-space: `make weights SUNNYBROOK=/path/to/sunnybrook` (about 3 h on 2 CPU cores): the
+# cascade starting from 20 iterations of temporal CS-TV with gated stages, from scratch
+# (configs/recon/cascade_cs_gated.yaml, 125 minutes), then fine-tuned from 30 iterations of CS-TV with
+# spatial TV added (configs/recon/cascade_cs_spatial.yaml, 40 minutes). A cut run continues with
+# `$(CINEMRI) recon train --config <its config> --data ... --resume runs/recon/<its out_dir>/last.pt`,
+# then the lines after it. See docs/benchmarks.md.
 CINEMRI := $(VENV)/bin/cinemri
 weights: $(STAMP)
 	@test -n "$(SUNNYBROOK)" || { echo "usage: make weights SUNNYBROOK=/path/to/sunnybrook"; exit 2; }
 	test -f data/phantom/split.json || $(CINEMRI) phantom --out data/phantom --cases 48 --seed 0 --workers 2
 	$(CINEMRI) recon train --config configs/recon/cascade_cs_gated.yaml --data $(SUNNYBROOK) data/phantom
-	$(CINEMRI) export-weights runs/recon/cascade_cs_gated/best.pt src/cinemri/weights/recon_default.pt --fp16
+	$(CINEMRI) export-weights runs/recon/cascade_cs_gated/best.pt runs/recon/cascade_cs_gated/best_fp16.pt --fp16
+	$(CINEMRI) recon train --config configs/recon/cascade_cs_spatial.yaml --data $(SUNNYBROOK) data/phantom
+	$(CINEMRI) export-weights runs/recon/cascade_cs_spatial/best.pt src/cinemri/weights/recon_default.pt --fp16
 
 # Re-create the bundled default segmenter from the ACDC training set (100 patient folders) plus
 # phantom images: `make weights-seg ACDC=/path/to/ACDC/training` (about 2 hours on 2 CPU cores;

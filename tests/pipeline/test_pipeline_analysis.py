@@ -383,7 +383,8 @@ def test_bundled_weights_ship_small_and_load_offline():
     loaded = load_reconstructor(recon_path)
     assert loaded.config.model.num_stages == 3 and loaded.config.model.denoiser == "unet3d"
     assert loaded.config.model.denoiser_options["cbam"] is True
-    assert loaded.config.model.init == "cs_tv" and loaded.config.model.residual_gates  # configs/recon/cascade_cs_gated.yaml
+    assert loaded.config.model.init == "cs_tv" and loaded.config.model.residual_gates  # configs/recon/cascade_cs_spatial.yaml
+    assert loaded.config.model.init_lambda_s > 0 and loaded.config.model.init_iters == 30  # spatial TV in the start
     assert any("sunnybrook" in str(source).lower() for source in loaded.config.data.train)
     model, cfg = load_segmenter(seg_path)
     assert cfg.model.name == "unet" and cfg.eval.postprocess  # the default segmenter: real ACDC + phantom

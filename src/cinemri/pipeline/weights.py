@@ -2,7 +2,8 @@
 works offline without training first.
 
 They live in ``cinemri/weights/`` (package data): the reconstruction cascade trained on real
-Sunnybrook cine plus phantom k-space (``make weights SUNNYBROOK=...``: configs/recon/cascade_cs_gated.yaml),
+Sunnybrook cine plus phantom k-space (``make weights SUNNYBROOK=...``:
+configs/recon/cascade_cs_gated.yaml, then cascade_cs_spatial.yaml),
 the default segmenter trained on real ACDC cine plus phantom images (``make weights-seg ACDC=...``,
 configs/seg/default.yaml), and that segmenter fine-tuned to also read 5x reconstructions
 (``make weights-seg-recon ACDC=...``, configs/seg/recon_aware.yaml), which ``analyze`` uses for
@@ -62,9 +63,9 @@ def resolve_segmenter(path: str | os.PathLike | None, reconstructed: bool) -> Pa
 
     Why two: the default, trained on fully sampled images, reads the residual blur and the
     flatter contrast of 5x reconstructions as larger or vanishing end-systolic cavities (21 ACDC
-    patients, 1 coil: LV EF from the bundled cascade 11.6 points MAE from the fully sampled EF,
-    6.9 with the fine-tuned one); the fine-tuned one is 0.008 mean Dice below the default on
-    fully sampled images (docs/benchmarks.md).
+    patients, 1 coil: LV EF from the bundled cascade's images 6.8 points MAE, median 4.6, from the
+    fully sampled EF; 6.0, median 2.9, with the fine-tuned one); the fine-tuned one is 0.008 mean
+    Dice below the default on fully sampled images (docs/benchmarks.md).
 
     Raises:
         ValueError: no path given and no bundled default segmenter installed.
