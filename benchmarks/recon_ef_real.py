@@ -14,7 +14,8 @@ inference precision (bf16 where it trained in bf16), on the k-space divided by t
 percentile of the zero-filled magnitude as in training; ``cs``: ``cs_tv`` with its defaults
 (temporal TV, 50 iterations); ``zero_filled`` -- and the magnitude cine is segmented, every
 frame, by ``--seg-checkpoint`` through the path ``cinemri analyze`` takes (the checkpoint's
-test-time settings); the reconstructions by ``--recon-seg-checkpoint`` instead when it is given. LV and RV EDV, ESV and EF at the ED and ES frames of Info.cfg.
+test-time settings); the reconstructions by ``--recon-seg-checkpoint`` instead when it is
+given. LV and RV EDV, ESV and EF at the ED and ES frames of Info.cfg.
 
 Reported per method over the patients: mean absolute difference, bias and sd of LV EF (and LV
 EDV, ESV, RV EF) against the same indices from the fully sampled images (what the

@@ -52,7 +52,8 @@ def resolve_checkpoint(path: str | os.PathLike | None, kind: str) -> Path:
     bundled = bundled_path(kind)
     if not bundled.is_file():
         option = "recon" if kind == "recon" else "seg"
-        raise ValueError(f"no bundled {kind} weights at {bundled}; run `{MAKE_TARGET[kind]}` or pass --{option}-checkpoint")
+        raise ValueError(f"no bundled {kind} weights at {bundled}; run `{MAKE_TARGET[kind]}` "
+                         f"or pass --{option}-checkpoint")
     return bundled
 
 
