@@ -115,6 +115,15 @@ def test_recon_ef_real_summary_compares_each_method_with_the_fully_sampled_image
         model = {k: v - 3.0 for k, v in full.items()}
         records.append({"truth": truth, "fully_sampled": full,
                         "model": {**model, "psnr_db": 30.0, "seconds_per_slice": 0.5}})
+    for number, record in enumerate(records):
+        record["patient"] = f"p{number}"
+    records[0]["model"]["lv_ef_pct"] += 10.0  # the one analyze warns about
+    records[0]["model"]["warnings"] = ["myocardial volume varies"]
+    summary = ef.summarize(records, ["model"])
+    assert summary["model"]["warned"] == ["p0"]
+    unwarned = summary["model"]["lv_ef_vs_fully_sampled_unwarned"]
+    assert unwarned["n"] == 3 and unwarned["mae"] == pytest.approx(3.0)
+    records[0]["model"]["lv_ef_pct"] -= 10.0
     summary = ef.summarize(records, ["model"])
     lv_ef = summary["model"]["vs_fully_sampled"]["lv_ef_pct"]
     assert lv_ef["mae"] == pytest.approx(3.0) and lv_ef["bias"] == pytest.approx(-3.0) and lv_ef["n"] == 4
