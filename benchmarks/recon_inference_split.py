@@ -6,8 +6,8 @@ on one real cine slice, side by side in one run (issue 11: inference <= 0.5x BAR
 
 The slice is simulated as ``recon_real_anatomy.py`` does (``undersampled_slice``: 5x ``vd_random``
 mask seeded by the slice index; ``--coils``); the cascade runs as inference runs it
-(``cascade_slice_method``: p99 normalisation, its inference precision), its start is
-``cs_tv`` with the checkpoint's ``init_iters`` and ``init_lambda_s``. One warm-up call of each,
+(``cascade_slice_method``: p99 normalisation, its inference precision), its start alone by
+``Cascade.start_image`` (for the bundled cascade ``cs_tv`` with its ``init_iters`` and ``init_lambda_s``). One warm-up call of each,
 then ``--repeats`` alternating pairs; the medians are printed.
 """
 
@@ -24,7 +24,6 @@ from cinemri.data.simulate import undersampled_slice
 from cinemri.io import read_any
 from cinemri.pipeline.recon_set import cascade_slice_method
 from cinemri.pipeline.weights import bundled_path
-from cinemri.recon import cs_tv
 from cinemri.recon.inference import load_reconstructor
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "acdc" / "training" / "patient090"
@@ -44,13 +43,11 @@ def main(argv: list[str] | None = None) -> None:
     loaded = load_reconstructor(args.checkpoint)
     model = loaded.config.model
     cascade = cascade_slice_method(loaded.model, loaded.autocast)
-
-    def start(k, m, s):
-        return cs_tv(k, m, s, num_iters=model.init_iters, lambda_s=model.init_lambda_s)
+    start = torch.inference_mode()(loaded.model.start_image)
 
     kspace, mask, maps = undersampled_slice(volume[args.slice], 5.0, seed=args.slice, coils=args.coils)
     times: dict[str, list[float]] = {"cascade": [], "start": []}
-    for name, method in (("cascade", cascade), ("start", start)):
+    for method in (cascade, start):
         method(kspace, mask, maps)  # warm-up
     for _ in range(args.repeats):
         for name, method in (("cascade", cascade), ("start", start)):

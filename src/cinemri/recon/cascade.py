@@ -49,8 +49,8 @@ class Cascade(nn.Module):
         checkpoint_stages: recompute each stage in the backward pass
             (torch.utils.checkpoint, use_reentrant=False) to save memory; only when grad is on.
         init: starting image, "zero_filled" (A^H y), "view_sharing", or "cs_tv": ``init_iters``
-            iterations of :func:`cinemri.recon.baselines.cs_tv` with its default (temporal)
-            weight, computed without gradients; the networks then learn what CS leaves.
+            iterations of :func:`cinemri.recon.baselines.cs_tv` with its default temporal weight
+            (and ``init_lambda_s``), computed without gradients; the networks then learn what CS leaves.
         init_iters: iterations of the "cs_tv" start (>= 1; ignored by the other inits).
         init_lambda_s: spatial TV weight of the "cs_tv" start (0: temporal TV only). On ACDC
             patient090 (1 coil, 5x) CS-TV with lambda_s 0.0005 is 1.4 dB above temporal TV alone.
@@ -126,16 +126,18 @@ class Cascade(nn.Module):
             denoised = image + self.gates[index] * (denoised - image)
         return self.dcs[index](denoised, kspace, mask, maps, hardness=dc_hardness, hybrid=hybrid)
 
-    def forward(self, kspace: Tensor, mask: Tensor, maps: Tensor, *, dc_hardness: float = 0.0) -> Tensor:
+    def start_image(self, kspace: Tensor, mask: Tensor, maps: Tensor) -> Tensor:
+        """The starting image x_0 of ``init`` (shapes as :meth:`forward`), complex64, autocast off."""
         if self.init == "view_sharing":
-            image = view_sharing(kspace, mask, maps)  # (B, T, H, W) complex64
-        elif self.init == "cs_tv":
+            return view_sharing(kspace, mask, maps)  # (B, T, H, W) complex64
+        if self.init == "cs_tv":
             with torch.no_grad(), torch.autocast(device_type=kspace.device.type, enabled=False):
-                image = cs_tv(kspace, mask, maps, num_iters=self.init_iters,
-                              lambda_s=self.init_lambda_s)  # (B, T, H, W) complex64
-        else:
-            with torch.autocast(device_type=kspace.device.type, enabled=False):
-                image = sense_adjoint(kspace, maps, mask)  # (B, T, H, W) complex64
+                return cs_tv(kspace, mask, maps, num_iters=self.init_iters, lambda_s=self.init_lambda_s)
+        with torch.autocast(device_type=kspace.device.type, enabled=False):
+            return sense_adjoint(kspace, maps, mask)  # (B, T, H, W) complex64
+
+    def forward(self, kspace: Tensor, mask: Tensor, maps: Tensor, *, dc_hardness: float = 0.0) -> Tensor:
+        image = self.start_image(kspace, mask, maps)  # (B, T, H, W) complex64
         hybrid = mask.shape[-2] == 1
         if hybrid:
             with torch.autocast(device_type=kspace.device.type, enabled=False):

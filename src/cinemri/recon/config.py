@@ -70,8 +70,8 @@ class ReconModelSection:
     def model_args(self) -> dict[str, Any]:
         """Plain keyword arguments of :func:`build_reconstructor` (what checkpoints store).
 
-        ``init`` (with ``init_iters`` and a non-zero ``init_lambda_s`` for "cs_tv"), ``channels_last`` and ``residual_gates`` are
-        stored only when they are not the default, so
+        ``init`` (with ``init_iters`` and a non-zero ``init_lambda_s`` for "cs_tv"), ``channels_last``
+        and ``residual_gates`` are stored only when they are not the default, so
         checkpoints written before they existed still resume and fine-tune with the same
         arguments.
         """
