@@ -73,7 +73,15 @@ def _centered(x: Tensor, transform, dims: tuple[int, ...]) -> Tensor:
         x = torch.fft.ifftshift(x, dim=dims)
         return torch.fft.fftshift(transform(x, dim=dims, norm="ortho"), dim=dims)
     before, after = _modulations(sizes, dims, x.device, x.real.dtype)
-    return transform(x * before, dim=dims, norm="ortho") * after
+    return _times_real(transform(_times_real(x, before), dim=dims, norm="ortho"), after)
+
+
+def _times_real(x: Tensor, factor: Tensor) -> Tensor:
+    """x * factor for a real ``factor`` that broadcasts over x's trailing dims; a complex x is
+    multiplied through its float view, several times faster on CPU than complex arithmetic."""
+    if not x.is_complex():
+        return x * factor
+    return torch.view_as_complex(torch.view_as_real(x) * factor.unsqueeze(-1))
 
 
 @functools.lru_cache(maxsize=32)

@@ -7,7 +7,7 @@ import torch
 
 from cinemri.physics import ifft2c, sense_forward
 from cinemri.recon import cs_tv, tv_objective, zero_filled
-from cinemri.recon.baselines import _dt, _dt_adjoint, _grad, _grad_adjoint
+from cinemri.recon.baselines import _add_dt_adjoint_, _add_grad_adjoint_, _dt, _grad, _project_
 
 T, N, ACCELERATION, CENTER = 12, 64, 5.0, 4
 
@@ -79,8 +79,29 @@ def test_difference_operators_are_adjoint():
     x = torch.complex(torch.randn(2, 5, 7, 6, generator=g), torch.randn(2, 5, 7, 6, generator=g))
     q = torch.complex(torch.randn(2, 4, 7, 6, generator=g), torch.randn(2, 4, 7, 6, generator=g))
     r = torch.complex(torch.randn(2, 2, 5, 7, 6, generator=g), torch.randn(2, 2, 5, 7, 6, generator=g))
-    torch.testing.assert_close(torch.vdot(_dt(x).flatten(), q.flatten()), torch.vdot(x.flatten(), _dt_adjoint(q).flatten()))
-    torch.testing.assert_close(torch.vdot(_grad(x).flatten(), r.flatten()), torch.vdot(x.flatten(), _grad_adjoint(r).flatten()))
+    dt_adjoint = _add_dt_adjoint_(torch.zeros_like(x), q)
+    grad_adjoint = _add_grad_adjoint_(torch.zeros_like(x), r)
+    torch.testing.assert_close(torch.vdot(_dt(x).flatten(), q.flatten()), torch.vdot(x.flatten(), dt_adjoint.flatten()))
+    torch.testing.assert_close(torch.vdot(_grad(x).flatten(), r.flatten()), torch.vdot(x.flatten(), grad_adjoint.flatten()))
+    # the in-place forms add to what they are given
+    torch.testing.assert_close(_add_dt_adjoint_(x.clone(), q), x + dt_adjoint)
+    torch.testing.assert_close(_add_grad_adjoint_(x.clone(), r), x + grad_adjoint)
+
+
+def test_projection_onto_magnitude_balls():
+    g = torch.Generator().manual_seed(1)
+    q = torch.complex(torch.randn(2, 2, 4, 5, generator=g), torch.randn(2, 2, 4, 5, generator=g))
+    pointwise = _project_(q.clone(), 0.5)
+    inside = q.abs() <= 0.5
+    assert inside.any() and (~inside).any()
+    torch.testing.assert_close(pointwise[inside], q[inside])  # inside the ball: unchanged
+    torch.testing.assert_close(pointwise[~inside].abs(), torch.full_like(q[~inside].abs(), 0.5))
+    torch.testing.assert_close(pointwise[~inside] / pointwise[~inside].abs(), q[~inside] / q[~inside].abs())
+    joint = _project_(q.clone(), 0.5, dim=1)  # the two components of dim 1 share one ball
+    norm = q.abs().square().sum(dim=1, keepdim=True).sqrt()  # (2, 1, 4, 5)
+    torch.testing.assert_close(joint, q / torch.clamp(norm / 0.5, min=1.0))
+    assert float(joint.abs().square().sum(dim=1).sqrt().max()) <= 0.5 + 1e-6
+    assert not _project_(q.clone(), 0.0).any()
 
 
 def test_two_frame_tv_closed_form():

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from cinemri.physics import sense_adjoint, sense_forward
+from cinemri.physics import apply_mask, fft2c, ifft2c, sense_adjoint, sense_forward
 
 
 def zero_filled(kspace: Tensor, mask: Tensor, maps: Tensor) -> Tensor:
@@ -69,39 +69,76 @@ def _dt(x: Tensor) -> Tensor:
     return x[:, 1:] - x[:, :-1]
 
 
-def _dt_adjoint(q: Tensor) -> Tensor:
-    """Adjoint of :func:`_dt`: (B, T-1, H, W) -> (B, T, H, W)."""
-    padded = torch.nn.functional.pad(torch.view_as_real(q), (0, 0, 0, 0, 0, 0, 1, 1))  # (B, T+1, H, W, 2)
-    padded = torch.view_as_complex(padded)
-    return padded[:, :-1] - padded[:, 1:]
-
-
 def _grad(x: Tensor) -> Tensor:
     """Spatial forward differences, zero at the far edge: (B, T, H, W) -> (B, 2, T, H, W)."""
-    gh = torch.zeros_like(x)
-    gw = torch.zeros_like(x)
-    gh[..., :-1, :] = x[..., 1:, :] - x[..., :-1, :]
-    gw[..., :, :-1] = x[..., :, 1:] - x[..., :, :-1]
-    return torch.stack([gh, gw], dim=1)
+    return _grad_into(x.new_zeros(x.shape[0], 2, *x.shape[1:]), x)
 
 
-def _grad_adjoint(r: Tensor) -> Tensor:
-    """Adjoint of :func:`_grad`: (B, 2, T, H, W) -> (B, T, H, W)."""
-    rh, rw = r[:, 0], r[:, 1]
-    out = torch.zeros_like(rh)
-    out[..., 1:, :] += rh[..., :-1, :]
-    out[..., :-1, :] -= rh[..., :-1, :]
-    out[..., :, 1:] += rw[..., :, :-1]
-    out[..., :, :-1] -= rw[..., :, :-1]
+def _grad_into(out: Tensor, x: Tensor) -> Tensor:
+    """:func:`_grad` of x (B, T, H, W) written into ``out`` (B, 2, T, H, W), whose last row
+    of component 0 and last column of component 1 must hold zeros; returns ``out``."""
+    torch.sub(x[..., 1:, :], x[..., :-1, :], out=out[:, 0, ..., :-1, :])
+    torch.sub(x[..., :, 1:], x[..., :, :-1], out=out[:, 1, ..., :, :-1])
     return out
 
 
-def _project(q: Tensor, radius: float, dim: int | None = None) -> Tensor:
-    """Project complex q onto {|q| <= radius}, pointwise (dim None) or jointly over ``dim``."""
+def _add_dt_adjoint_(out: Tensor, q: Tensor) -> Tensor:
+    """out += D_t^H q in place, the adjoint of :func:`_dt`: (D_t^H q)_t = q_{t-1} - q_t with
+    q_{-1} = q_{T-1} = 0. out: (B, T, H, W), q: (B, T-1, H, W); returns ``out``."""
+    out[:, 1:] += q
+    out[:, :-1] -= q
+    return out
+
+
+def _add_grad_adjoint_(out: Tensor, r: Tensor) -> Tensor:
+    """out += grad^H r in place, the adjoint of :func:`_grad` (which leaves component 0's
+    last row and component 1's last column zero, so they are not read).
+    out: (B, T, H, W), r: (B, 2, T, H, W); returns ``out``."""
+    rh, rw = r[:, 0, ..., :-1, :], r[:, 1, ..., :, :-1]
+    out[..., 1:, :] += rh
+    out[..., :-1, :] -= rh
+    out[..., :, 1:] += rw
+    out[..., :, :-1] -= rw
+    return out
+
+
+def _project_(q: Tensor, radius: float, dim: int | None = None) -> Tensor:
+    """Project complex q onto {|q| <= radius} in place, pointwise (dim None) or jointly over
+    ``dim`` (of size 2). Computed on the real and imaginary parts: complex abs and complex
+    arithmetic are several times slower than the same float work on CPU."""
     if radius == 0:
-        return torch.zeros_like(q)
-    magnitude = q.abs() if dim is None else q.abs().square().sum(dim=dim, keepdim=True).sqrt()
-    return q / torch.clamp(magnitude / radius, min=1.0)
+        return q.zero_()
+    parts = _real(q)  # (..., 2)
+    real, imag = parts[..., 0], parts[..., 1]
+    magnitude_sq = torch.addcmul(real * real, imag, imag)  # |q|^2
+    if dim is not None:
+        first, second = magnitude_sq.unbind(dim)
+        magnitude_sq = (first + second).unsqueeze(dim)
+    parts.div_(magnitude_sq.sqrt_().div_(radius).clamp_(min=1.0).unsqueeze(-1))
+    return q
+
+
+def _real(x: Tensor) -> Tensor:
+    """The float view (..., 2) of a complex tensor: scaling by real numbers there is several
+    times faster than complex arithmetic on CPU, and writes through to ``x``."""
+    return torch.view_as_real(x)
+
+
+def _scaled_add_(x: Tensor, weight: float, other: Tensor) -> Tensor:
+    """x <- weight x + other in place (complex x and other); returns ``x``."""
+    _real(x).mul_(weight).add_(_real(other))
+    return x
+
+
+def _lerp(start: Tensor, end: Tensor, weight: float) -> Tensor:
+    """start + weight (end - start) for complex tensors, computed on their float views."""
+    return torch.view_as_complex(torch.lerp(_real(start), _real(end), weight))
+
+
+def _lerp_(start: Tensor, end: Tensor, weight: float) -> Tensor:
+    """:func:`_lerp` in place into ``start``."""
+    _real(start).lerp_(_real(end), weight)
+    return start
 
 
 @dataclass(frozen=True)
@@ -181,6 +218,16 @@ def _step_sizes(lambda_t: float, lambda_s: float) -> tuple[float, float]:
     return product * ratio, product / ratio
 
 
+def _sense_pair(maps: Tensor, mask: Tensor):
+    """(A, A^H restricted to masked k-space) as functions of (B, T, H, W) images and
+    (B, C, T, H, W) k-space: the adjoint is only applied to k-space that is zero where not
+    sampled (the data-term dual), so it needs no mask. One coil with maps of ones (a single-coil
+    acquisition) skips the coil multiplications: the same values, three fewer passes a step."""
+    if maps.shape[1] == 1 and bool((maps == 1).all()):
+        return (lambda x: apply_mask(fft2c(x).unsqueeze(1), mask)), (lambda k: ifft2c(k[:, 0]))
+    return (lambda x: sense_forward(x, maps, mask)), (lambda k: sense_adjoint(k, maps))
+
+
 @torch.no_grad()
 def cs_tv(
     kspace: Tensor,
@@ -207,21 +254,30 @@ def cs_tv(
     scale = _scale(kspace, mask, maps)  # (B, 1, 1, 1)
     y = kspace * mask / scale.unsqueeze(1)  # (B, C, T, H, W), max |A^H y| = 1
     x = sense_adjoint(y, maps, mask)  # (B, T, H, W) primal, starts at zero filling
-    p = torch.zeros_like(y)  # dual of the data term
+    p = torch.zeros_like(y)  # dual of the data term; zero where not sampled, as y and A x are
     q = torch.zeros_like(_dt(x))  # dual of temporal TV (B, T-1, H, W)
-    r = torch.zeros_like(_grad(x)) if lambda_s > 0 else None  # dual of spatial TV (B, 2, T, H, W)
+    r = _grad(x).zero_() if lambda_s > 0 else None  # dual of spatial TV (B, 2, T, H, W)
+    # r_step's buffer: _grad_into leaves its last row / column alone, and they stay zero there
+    # (zero gradient plus zero dual, projected, is zero), as _grad_into needs
+    r_step = torch.zeros_like(r) if r is not None else None
     tau, sigma = _step_sizes(lambda_t, lambda_s)
+    forward, adjoint = _sense_pair(maps, mask)
     for _ in range(num_iters):
         # one Chambolle-Pock step (primal first, extrapolated point x_bar), then over-relaxation
-        update = sense_adjoint(p, maps, mask) + _dt_adjoint(q)
+        # (lerp: a + w (b - a)); in place, because each step is memory-bound elementwise work
+        x_step = _add_dt_adjoint_(adjoint(p), q)  # K^H (p, q)
         if r is not None:
-            update = update + _grad_adjoint(r)
-        x_step = x - tau * update
-        x_bar = 2 * x_step - x
-        p_step = (p + sigma * (sense_forward(x_bar, maps, mask) - y)) / (1 + sigma)
-        q_step = _project(q + sigma * _dt(x_bar), lambda_t)
-        x, p, q = x + RELAXATION * (x_step - x), p + RELAXATION * (p_step - p), q + RELAXATION * (q_step - q)
+            _add_grad_adjoint_(x_step, r)
+        _real(x_step).mul_(-tau).add_(_real(x))  # x - tau K^H (p, q, r)
+        x_bar = _lerp(x, x_step, 2.0)  # 2 x_step - x
+        p_step = forward(x_bar).sub_(y)
+        _real(p_step).mul_(sigma).add_(_real(p)).mul_(1 / (1 + sigma))
+        q_step = _dt(x_bar)
+        _project_(_scaled_add_(q_step, sigma, q), lambda_t)
+        _lerp_(x, x_step, RELAXATION)
+        _lerp_(p, p_step, RELAXATION)
+        _lerp_(q, q_step, RELAXATION)
         if r is not None:
-            r_step = _project(r + sigma * _grad(x_bar), lambda_s, dim=1)
-            r = r + RELAXATION * (r_step - r)
+            _project_(_scaled_add_(_grad_into(r_step, x_bar), sigma, r), lambda_s, dim=1)
+            _lerp_(r, r_step, RELAXATION)
     return x * scale
