@@ -130,17 +130,26 @@ class SegEvalSection:
     per frame, the largest connected component (face connectivity in 3D over the slice stack)
     of each structure; ``crop_to_heart``: segment a window of the training size
     (``data.preprocess.size``) centred on the heart found by a first whole-field-of-view pass
-    (else the whole field of view); ``batch_size``: slices per forward pass."""
+    (else the whole field of view); ``scale_tta``: magnifications whose probabilities are
+    averaged on the original grid (1.0: the training spacing ``data.preprocess.spacing_mm``;
+    1.2: a 1.2x finer grid, spacing / 1.2, with a 1.2x larger window over the same anatomy);
+    ``batch_size``: slices per forward pass."""
 
     flip_tta: bool = False
     largest_component: bool = False
     postprocess: bool = False
     crop_to_heart: bool = False
+    scale_tta: tuple[float, ...] = (1.0,)
     batch_size: int = 8
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"eval.batch_size must be >= 1, got {self.batch_size!r}")
+        values = self.scale_tta if isinstance(self.scale_tta, (list, tuple)) else (self.scale_tta,)
+        self.scale_tta = tuple(float(v) for v in values)
+        if not self.scale_tta or not all(0.25 <= v <= 4.0 for v in self.scale_tta):
+            raise ValueError(f"eval.scale_tta must be a non-empty list of magnifications in [0.25, 4], "
+                             f"got {self.scale_tta!r}")
 
 
 def seg_train_defaults() -> TrainConfig:

@@ -131,6 +131,19 @@ def _heart_centre(model: nn.Module, case: Case, options, frames: list[int], batc
     return None if total == 0 else (round(rows / total), round(cols / total))
 
 
+def _magnified(grid: SliceGrid, options, zoom: float, spacing) -> tuple[SliceGrid, object]:
+    """(grid, options) over the same anatomy as ``grid``/``options`` on a grid ``zoom`` times
+    finer: spacing / zoom, window size and centre times zoom (``eval.scale_tta``)."""
+    if zoom == 1.0:
+        return grid, options
+    if options.spacing_mm is None:
+        raise ValueError("eval.scale_tta other than 1.0 needs a training spacing (data.preprocess.spacing_mm)")
+    size = None if options.size is None else tuple(round(v * zoom) for v in options.size)
+    magnified = replace(options, spacing_mm=options.spacing_mm / zoom, size=size)
+    centre = None if grid.centre is None else (round(grid.centre[0] * zoom), round(grid.centre[1] * zoom))
+    return SliceGrid.plan(grid.original, spacing, magnified, centre), magnified
+
+
 def segment_case(model: nn.Module, case: Case, cfg: SegExperiment, frames: list[int] | None = None,
                  *, test_time: SegEvalSection | None = None, device: str = "cpu") -> Segmentation:
     """:func:`predict_case` with the network's mean foreground confidence (:class:`Segmentation`).
@@ -157,9 +170,12 @@ def segment_case(model: nn.Module, case: Case, cfg: SegExperiment, frames: list[
         grid = SliceGrid.plan((height, width), case.spacing, options, centre)
     out = np.zeros((slices, num_frames, height, width), np.uint8)
     planes = [(s, t) for t in frames for s in range(slices)]
+    views = [_magnified(grid, options, zoom, case.spacing) for zoom in opts.scale_tta]
+    streams = [_network_labels(model, case, g, o, planes, opts.batch_size, opts.flip_tta, device) for g, o in views]
     confidence_sum, foreground = 0.0, 0
-    for (s, t), p in _network_labels(model, case, grid, options, planes, opts.batch_size, opts.flip_tta, device):
-        restored = grid.restore_probabilities(p)  # (K, H, W)
+    for outputs in zip(*streams):  # each stream yields the planes in the same order
+        s, t = outputs[0][0]
+        restored = np.mean([g.restore_probabilities(p) for (g, _), (_, p) in zip(views, outputs)], axis=0)  # (K, H, W)
         out[s, t] = restored.argmax(axis=0)  # (H, W)
         winner = restored.max(axis=0)[out[s, t] > 0]  # (N,) probabilities of the labelled pixels
         confidence_sum, foreground = confidence_sum + float(winner.sum()), foreground + winner.size

@@ -310,6 +310,32 @@ def test_crop_to_heart_segments_a_training_size_window_around_an_off_centre_hear
         test_time_options(cfg, flip=True)
 
 
+def test_scale_tta_averages_magnified_views_of_the_same_anatomy():
+    from cinemri.case import Case
+    from cinemri.seg.config import SegEvalSection, SegExperiment
+    from cinemri.seg.inference import segment_case, test_time_options
+
+    y, x = np.mgrid[:48, :56]
+    disc = np.hypot(y - 20, x - 30) < 8
+    image = np.where(disc, 1.0, 0.0) + 0.01 * np.random.default_rng(0).random((48, 56))
+    case = Case(name="disc", spacing=(8.0, 1.5, 1.5), image=np.repeat(image[None, None], 2, 1).astype(np.complex64))
+    cfg = SegExperiment()
+    cfg.data.preprocess = type(cfg.data.preprocess)(spacing_mm=1.5, size=(16, 16))
+    probe = _Probe()
+    segment_case(probe, case, cfg, [0], test_time=test_time_options(cfg, scale_tta=(1.0, 1.25)))
+    # the whole field of view at 1.5 mm and at 1.2 mm (1.25x finer), one plane each
+    assert [tuple(v.shape[-2:]) for v in probe.seen] == [(48, 56), (60, 70)]
+    probe.seen.clear()
+    segment_case(probe, case, cfg, [0], test_time=test_time_options(cfg, crop_to_heart=True, scale_tta=(1.0, 1.25)))
+    assert [tuple(v.shape[-2:]) for v in probe.seen][-2:] == [(16, 16), (20, 20)]  # the window grows with it
+    found = segment_case(_BrightIsLV(), case, cfg, [0], test_time=test_time_options(cfg, crop_to_heart=True,
+                                                                                     scale_tta=(1.0, 1.25)))
+    assert np.array_equal(found.labels[0, 0] == 3, disc)  # both views agree on the disc, on the original grid
+    for bad in ((), (0.0,), (1.0, 10.0)):
+        with pytest.raises(ValueError, match="scale_tta"):
+            SegEvalSection(scale_tta=bad)
+
+
 def test_cli_train_takes_the_data_from_the_command_line_and_prints_each_epoch(acdc, tmp_path, capsys):
     from cinemri.cli import main
 
