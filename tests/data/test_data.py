@@ -11,7 +11,7 @@ from io_builders import make_case, matlab_kspace, write_acdc, write_mat73
 
 from cinemri.case import Case
 from cinemri.data import (ReconDataset, ReconOptions, SegDataset, SegOptions, center_crop_or_pad, collate_recon,
-                          collate_seg, normalize_intensity)
+                          collate_seg, normalisation_scale, normalize_intensity)
 from cinemri.data.seg import context_offsets, context_planes
 from cinemri.io import write_case
 from cinemri.physics import fft2c, ifft2c, sense_adjoint, sense_forward
@@ -78,6 +78,14 @@ def test_mask_fixed_for_validation_and_per_epoch_for_training(tmp_path):
     assert not torch.equal(masks[0], masks[1]) or not torch.equal(masks[1], masks[2])
     train.set_epoch(1)
     assert torch.equal(train[0].mask, masks[1])
+
+
+def test_normalisation_scale_is_one_over_the_99th_percentile_magnitude():
+    g = torch.Generator().manual_seed(0)
+    image = torch.complex(torch.randn(3, 17, 19, generator=g), torch.randn(3, 17, 19, generator=g))
+    expected = 1.0 / torch.quantile(image.abs().flatten(), 0.99).item()  # linear interpolation, as numpy
+    assert normalisation_scale(image) == pytest.approx(expected, rel=1e-6)
+    assert normalisation_scale(torch.zeros(2, 4, 4, dtype=torch.complex64)) == 1.0
 
 
 def test_normalisation_and_scale(tmp_path):

@@ -171,9 +171,7 @@ class ReconDataset(Dataset):
         kspace = full * mask  # (1, C, T, H, W)
         scale = 1.0
         if opts.normalize:
-            zero_filled = sense_adjoint(kspace, maps).abs()  # (1, T, H, W)
-            p99 = float(torch.quantile(zero_filled.flatten().float(), 0.99))
-            scale = 1.0 / p99 if p99 > 0 else 1.0
+            scale = normalisation_scale(sense_adjoint(kspace, maps))
         if opts.strip_rows is not None and opts.strip_rows < h:
             rows = opts.strip_rows
             start = int(np.random.default_rng(stable_seed(opts.seed, name, s, epoch, "strip")).integers(h - rows + 1))
@@ -228,6 +226,16 @@ class ReconDataset(Dataset):
         gen = torch.Generator().manual_seed(stable_seed(opts.seed, name, s, epoch, "acquisition noise"))
         noise = torch.randn(full.shape, dtype=torch.complex64, generator=gen)  # E|n|^2 = 1
         return full + acquisition.noise_std * noise, acquisition.maps[None]
+
+
+def normalisation_scale(zero_filled: Tensor) -> float:
+    """1 / the 99th percentile of |zero_filled| (1 when that is 0): the factor every
+    reconstruction model's k-space is multiplied by, in training and at inference.
+
+    zero_filled: complex or real tensor of any shape. NumPy's percentile (linear interpolation,
+    as torch.quantile) selects instead of sorting: 3 ms instead of 35 on a 12 x 154 x 224 slice."""
+    p99 = float(np.percentile(zero_filled.detach().abs().float().cpu().numpy(), 99.0))
+    return 1.0 / p99 if p99 > 0 else 1.0
 
 
 def _crop(full: Tensor, maps: Tensor, size: tuple[int, int], name: str) -> tuple[Tensor, Tensor]:

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from cinemri.case import Case
 from cinemri.data.cases import stable_seed
+from cinemri.data.recon import normalisation_scale
 from cinemri.data.simulate import undersampled_slice
 from cinemri.files import write_json
 from cinemri.io import write_case
@@ -48,8 +49,7 @@ def cascade_slice_method(model: nn.Module, autocast: torch.dtype | None = None) 
 
     @torch.inference_mode()
     def run(kspace: Tensor, mask: Tensor, maps: Tensor) -> Tensor:
-        p99 = float(torch.quantile(sense_adjoint(kspace, maps, mask).abs().flatten(), 0.99))
-        scale = 1.0 / p99 if p99 > 0 else 1.0
+        scale = normalisation_scale(sense_adjoint(kspace, maps, mask))
         with inference_precision(device, autocast):
             return model(kspace * scale, mask, maps).to(torch.complex64) / scale
 

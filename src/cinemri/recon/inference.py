@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from cinemri.case import Case
-from cinemri.data import ReconDataset, ReconOptions, ReconSample, collate_recon
+from cinemri.data import ReconDataset, ReconOptions, ReconSample, collate_recon, normalisation_scale
 from cinemri.physics import CALIBRATION_LINES, estimate_coil_maps, sense_adjoint
 from cinemri.recon.baselines import cs_tv, zero_filled
 from cinemri.recon.config import MODEL_NAME, ReconDataSection, ReconExperiment
@@ -162,8 +162,7 @@ def undersampled_samples(case: Case) -> list[ReconSample]:
         else:
             maps = estimate_coil_maps(k, center_lines=_calib_lines(case.mask))  # (1, C, H, W)
         zf = sense_adjoint(k, maps).abs()  # (1, T, H, W)
-        p99 = float(torch.quantile(zf.flatten().float(), 0.99))
-        scale = 1.0 / p99 if p99 > 0 else 1.0
+        scale = normalisation_scale(zf)
         samples.append(ReconSample(kspace=(k[0] * scale).to(torch.complex64), mask=mask, maps=maps[0].to(torch.complex64),
                                    target=torch.zeros_like(zf[0], dtype=torch.complex64), scale=scale,
                                    name=case.name, slice_index=s))
