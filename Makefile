@@ -56,10 +56,12 @@ weights-seg: $(STAMP)
 # The segmenter `analyze` uses on images it reconstructs from undersampled k-space: the default
 # above fine-tuned on the same patients plus their 5x single-coil reconstructions (the bundled
 # cascade and CS-TV): `make weights-seg-recon ACDC=/path/to/ACDC/training` after `make weights-seg`
-# (its split keeps the validation patients out; 4 minutes of reconstructions, 60 of training).
+# and after `make weights` if you retrain the cascade too (it learns the bundled cascade's images);
+# its split keeps the validation patients out; 4 minutes of reconstructions, 60 of training.
 weights-seg-recon: $(STAMP)
 	@test -n "$(ACDC)" || { echo "usage: make weights-seg-recon ACDC=/path/to/ACDC/training"; exit 2; }
 	@test -f runs/seg/default_unet/split.txt || { echo "runs/seg/default_unet/split.txt missing: run make weights-seg first"; exit 2; }
+	rm -rf data/acdc_r5  # reconstructions of another cascade must not mix in
 	$(CINEMRI) seg recon-set --data $(ACDC) --split runs/seg/default_unet/split.txt --out data/acdc_r5
 	$(CINEMRI) seg train --config configs/seg/recon_aware.yaml --data $(ACDC) data/phantom_seg data/acdc_r5
 	$(CINEMRI) export-weights runs/seg/recon_aware/best.pt src/cinemri/weights/seg_recon.pt --fp16
