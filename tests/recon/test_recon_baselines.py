@@ -125,6 +125,17 @@ def test_cs_beats_zero_filling_on_dynamic_phantom(problem):
     assert _psnr(cs_spatial, truth) > _psnr(zf, truth) + 5.0
 
 
+def test_single_coil_shortcut_matches_the_general_sense_path(problem):
+    """Maps of ones take a shortcut without coil products; a constant-phase map e^{i theta} takes
+    the general path and, TV being blind to a global phase, must give the same image."""
+    _, kspace, mask, maps = problem
+    phase = torch.exp(torch.tensor(0.7j, dtype=torch.complex64))
+    for lambda_s in (0.0, 0.003):
+        ones = cs_tv(kspace, mask, maps, lambda_s=lambda_s, num_iters=20)
+        rotated = cs_tv(kspace * phase, mask, maps * phase, lambda_s=lambda_s, num_iters=20)
+        torch.testing.assert_close(rotated, ones, rtol=1e-4, atol=1e-5 * float(ones.abs().max()))
+
+
 def test_cs_lowers_the_objective(problem):
     _, kspace, mask, maps = problem
     objective = lambda x: float(tv_objective(x, kspace, mask, maps, lambda_t=0.003))  # noqa: E731

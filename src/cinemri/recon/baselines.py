@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -218,7 +219,7 @@ def _step_sizes(lambda_t: float, lambda_s: float) -> tuple[float, float]:
     return product * ratio, product / ratio
 
 
-def _sense_pair(maps: Tensor, mask: Tensor):
+def _sense_pair(maps: Tensor, mask: Tensor) -> tuple[Callable[[Tensor], Tensor], Callable[[Tensor], Tensor]]:
     """(A, A^H restricted to masked k-space) as functions of (B, T, H, W) images and
     (B, C, T, H, W) k-space: the adjoint is only applied to k-space that is zero where not
     sampled (the data-term dual), so it needs no mask. One coil with maps of ones (a single-coil
@@ -268,10 +269,10 @@ def cs_tv(
         x_step = _add_dt_adjoint_(adjoint(p), q)  # K^H (p, q)
         if r is not None:
             _add_grad_adjoint_(x_step, r)
-        _real(x_step).mul_(-tau).add_(_real(x))  # x - tau K^H (p, q, r)
+        _scaled_add_(x_step, -tau, x)  # x - tau K^H (p, q, r)
         x_bar = _lerp(x, x_step, 2.0)  # 2 x_step - x
-        p_step = forward(x_bar).sub_(y)
-        _real(p_step).mul_(sigma).add_(_real(p)).mul_(1 / (1 + sigma))
+        p_step = _scaled_add_(forward(x_bar).sub_(y), sigma, p)  # p + sigma (A x_bar - y) ...
+        _real(p_step).mul_(1 / (1 + sigma))  # ... / (1 + sigma): the prox of the data term's conjugate
         q_step = _dt(x_bar)
         _project_(_scaled_add_(q_step, sigma, q), lambda_t)
         _lerp_(x, x_step, RELAXATION)
