@@ -41,7 +41,7 @@ weights: $(STAMP)
 	$(CINEMRI) recon train --config configs/recon/cascade_cs_gated.yaml --data $(SUNNYBROOK) data/phantom
 	$(CINEMRI) export-weights runs/recon/cascade_cs_gated/best.pt runs/recon/cascade_cs_gated/best_fp16.pt --fp16
 	$(CINEMRI) recon train --config configs/recon/cascade_cs_spatial.yaml --data $(SUNNYBROOK) data/phantom
-	$(CINEMRI) export-weights runs/recon/cascade_cs_spatial/best.pt src/cinemri/weights/recon_default.pt --fp16
+	$(CINEMRI) export-weights runs/recon/cascade_cs_spatial/best.pt src/cinemri/weights/recon_default.pt --fp16 --set model.init_iters=50
 
 # Re-create the bundled default segmenter from the ACDC training set (100 patient folders) plus
 # phantom images: `make weights-seg ACDC=/path/to/ACDC/training` (about 2 hours on 2 CPU cores;

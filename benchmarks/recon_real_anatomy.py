@@ -61,11 +61,15 @@ DEFAULT_OUT = REPO / "benchmarks" / "results" / "recon_real_anatomy.json"
 LAMBDA_S = 0.0005  # spatial-TV weight of the "+spatial" variant (cs_tv's docstring value)
 
 
-def cascade_method(checkpoint: Path, bf16: bool = False, channels_last: bool | None = None):
+def cascade_method(checkpoint: Path, bf16: bool = False, channels_last: bool | None = None,
+                   init_iters: int | None = None):
     """The trained cascade as a (kspace, mask, maps) -> image function, p99-normalised; with
     ``bf16`` its denoisers run under bf16 autocast (DC and FFTs stay fp32, as in training);
-    ``channels_last``: the denoisers' memory layout (None: what inference chooses)."""
+    ``channels_last``: the denoisers' memory layout (None: what inference chooses);
+    ``init_iters``: iterations of its CS-TV start (None: the checkpoint's)."""
     model = load_reconstructor(checkpoint, channels_last=channels_last).model
+    if init_iters is not None:
+        model.init_iters = init_iters
     return cascade_slice_method(model, torch.bfloat16 if bf16 else None)
 
 
@@ -105,6 +109,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-bart", action="store_true", help="skip BART even when it is installed")
     parser.add_argument("--layouts", action="store_true",
                         help="also time the cascade (bf16) in both memory layouts of its denoisers")
+    parser.add_argument("--init-iters", type=int, nargs="+",
+                        help="also run the cascade (bf16) with its CS-TV start at these iteration counts "
+                             "(the start is not a weight: the same weights, another starting image)")
     parser.add_argument("--no-cs", action="store_true",
                         help="skip the two cs_tv rows (slow; the same slices, masks and coils give the same figures)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON output (default {DEFAULT_OUT})")
@@ -115,6 +122,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--coils must be >= 1, got {args.coils}")
     if args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")
+    if args.init_iters and (args.checkpoint is None or min(args.init_iters) < 1):
+        parser.error("--init-iters needs --checkpoint and counts >= 1")
     return args
 
 
@@ -141,6 +150,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.checkpoint is not None:
         methods[f"trained cascade ({args.checkpoint.name})"] = cascade_method(args.checkpoint)
         methods[f"trained cascade ({args.checkpoint.name}), bf16"] = cascade_method(args.checkpoint, bf16=True)
+        for iters in args.init_iters or []:
+            name = f"trained cascade ({args.checkpoint.name}), bf16, {iters} start iterations"
+            methods[name] = cascade_method(args.checkpoint, bf16=True, init_iters=iters)
         if args.layouts:  # the inference default against the other memory layout, side by side
             for on in (False, True):
                 name = f"trained cascade ({args.checkpoint.name}), bf16, {'channels-last' if on else 'NCDHW'}"

@@ -245,6 +245,18 @@ def test_export_weights_is_smaller_and_predicts_the_same(setup, tmp_path):
         assert q.dtype == p.dtype and torch.allclose(p, q, rtol=1e-3, atol=1e-4), name
 
 
+def test_export_sets_a_cascades_starting_image_but_no_weight_bearing_argument(setup, tmp_path):
+    original = load_reconstructor(setup["recon"]).model
+    out = export_weights(setup["recon"], tmp_path / "start.pt", eval_overrides=["model.init_iters=7"])
+    loaded = load_reconstructor(out)
+    assert loaded.model.init_iters == 7 and loaded.config.model.init_iters == 7
+    for (name, p), (_, q) in zip(original.state_dict().items(), loaded.model.state_dict().items()):
+        assert torch.equal(p, q), name  # the same weights
+    for bad in ("model.num_stages=2", "model.denoiser=crnn", "train.lr=1"):
+        with pytest.raises(ValueError, match="only"):
+            export_weights(setup["recon"], tmp_path / "bad.pt", eval_overrides=[bad])
+
+
 def test_export_sets_test_time_defaults_of_a_segmenter(setup, tmp_path):
     from cinemri.seg.inference import load_segmenter
 
@@ -384,7 +396,8 @@ def test_bundled_weights_ship_small_and_load_offline():
     assert loaded.config.model.num_stages == 3 and loaded.config.model.denoiser == "unet3d"
     assert loaded.config.model.denoiser_options["cbam"] is True
     assert loaded.config.model.init == "cs_tv" and loaded.config.model.residual_gates  # configs/recon/cascade_cs_spatial.yaml
-    assert loaded.config.model.init_lambda_s > 0 and loaded.config.model.init_iters == 30  # spatial TV in the start
+    assert loaded.config.model.init_lambda_s > 0 and loaded.config.model.init_iters == 50  # spatial TV, 50 iterations
+    assert loaded.model.init_iters == 50  # the model runs the start its config names (Makefile: --set model.init_iters=50)
     assert any("sunnybrook" in str(source).lower() for source in loaded.config.data.train)
     model, cfg = load_segmenter(seg_path)
     assert cfg.model.name == "unet" and cfg.eval.postprocess  # the default segmenter: real ACDC + phantom

@@ -25,7 +25,7 @@ from typing import Sequence
 from cinemri.data.seg import context_offsets
 from cinemri.seg.config import SegEvalSection, experiment_from_dict
 from cinemri.seg.models import ENSEMBLE, segmenter_arguments
-from cinemri.train.checkpoint import load_checkpoint, save_checkpoint
+from cinemri.train.checkpoint import WEIGHT_FREE_ARGS, load_checkpoint, save_checkpoint
 from cinemri.train.config import apply_override
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -116,16 +116,42 @@ def export_weights(checkpoint: str | os.PathLike, out_path: str | os.PathLike, *
     The model weights, its arguments, the experiment config, epoch and final metrics are kept;
     ``half`` stores floating-point weights as fp16 (loading casts them back to the model's
     fp32 parameters); ``eval_overrides`` ("eval.key=value") set the test-time defaults the
-    checkpoint carries (e.g. ``eval.flip_tta=true``), for keys its config already has.
+    checkpoint carries (e.g. ``eval.flip_tta=true``), for keys its config already has, and
+    "model.key=value" the model arguments that are not weights (``WEIGHT_FREE_ARGS``: e.g. a
+    reconstruction cascade's ``model.init_iters``), in its arguments and its config alike.
     Written atomically; returns ``out_path``.
 
     Raises:
-        ValueError: unreadable checkpoint, an override outside ``eval`` or naming an unknown key.
+        ValueError: unreadable checkpoint, an override outside ``eval`` and the weight-free
+            model arguments, or naming an unknown key.
     """
     state = load_checkpoint(checkpoint)
-    config = _with_eval_overrides(state.get("config") or {}, eval_overrides)
+    model_sets = [o for o in eval_overrides if o.split("=", 1)[0].strip().startswith("model.")]
+    config = _with_eval_overrides(state.get("config") or {}, [o for o in eval_overrides if o not in model_sets])
+    state = _with_model_overrides(state, config, model_sets)
     save_checkpoint(out_path, _slim(state, config, state["model"], half))
     return Path(out_path)
+
+
+def _with_model_overrides(state: dict, config: dict, overrides: Sequence[str]) -> dict:
+    """``state`` with "model.key=value" overrides of weight-free model arguments applied to its
+    ``model_args`` and to ``config["model"]`` (changed in place), for keys the config's model
+    section has."""
+    if not overrides:
+        return state
+    section = config.get("model") or {}
+    args = copy.deepcopy(dict(state.get("model_args") or {}))
+    for override in overrides:
+        name = override.split("=", 1)[0].strip().partition(".")[2]
+        if name not in WEIGHT_FREE_ARGS or name not in section:
+            known = sorted(WEIGHT_FREE_ARGS & set(section))
+            raise ValueError(f"export override {override!r}: of the model, only the arguments that are not "
+                             f"weights can be set ({known})")
+        apply_override(config, override, {})
+        holder = {"model": args}
+        apply_override(holder, override, {})
+        args = holder["model"]
+    return dict(state, model_args=args)
 
 
 def ensemble_weights(checkpoints: Sequence[str | os.PathLike], out_path: str | os.PathLike, *,
