@@ -60,8 +60,9 @@ def register(subparsers, formatter) -> None:
                         "(same preprocessing) are written as one ensemble")
     p.add_argument("out", type=Path, help="output .pt file")
     p.add_argument("--fp16", action="store_true", help="store the weights in half precision (half the size)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="eval.KEY=VALUE",
-                   help="test-time default stored with the weights, e.g. eval.flip_tta=true (repeatable)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="test-time default stored with the weights, e.g. eval.flip_tta=true, or a model "
+                        "argument that is not a weight, e.g. model.init_iters=50 (repeatable)")
     p.set_defaults(run=_run_export)
 
 
