@@ -62,10 +62,11 @@ def ef_of(magnitude: np.ndarray, case, seg_model, seg_cfg) -> dict[str, Any]:
     and the plausibility warnings ``cinemri analyze`` would print for that segmentation."""
     image_case = replace(case, image=magnitude.astype(np.complex64), kspace=None, mask=None)
     segmentation, _ = segment(image_case, seg_model, seg_cfg, AnalyzeOptions(figures=False))
-    indices = indices_dict(segmentation.labels, case.spacing, case.ed_frame, case.es_frame)
-    try:
-        _, warnings = clinical_summary(segmentation.labels, image_case, segmentation.confidence)
+    try:  # analyze's summary: the indices at the file's ED/ES frames, and its warnings
+        summary, warnings = clinical_summary(segmentation.labels, image_case, segmentation.confidence)
+        indices = summary["indices"]
     except ValueError as error:  # e.g. no LV in any frame: analyze stops with this line
+        indices = indices_dict(segmentation.labels, case.spacing, case.ed_frame, case.es_frame)
         warnings = [str(error)]
     return {**{k: float(indices[k]) if indices[k] is not None else math.nan for k in INDICES}, "warnings": warnings}
 

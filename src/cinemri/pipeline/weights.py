@@ -65,7 +65,7 @@ def resolve_segmenter(path: str | os.PathLike | None, reconstructed: bool) -> Pa
     Why two: the default, trained on fully sampled images, reads the residual blur and the
     flatter contrast of 5x reconstructions as larger or vanishing end-systolic cavities (21 ACDC
     patients, 1 coil: LV EF from the bundled cascade's images 6.8 points MAE, median 4.6, from the
-    fully sampled EF; 6.0, median 2.9, with the fine-tuned one); the fine-tuned one is 0.008 mean
+    fully sampled EF; 3.5, median 2.8, with the fine-tuned one); the fine-tuned one is 0.007 mean
     Dice below the default on fully sampled images (docs/benchmarks.md).
 
     Raises:
@@ -140,7 +140,7 @@ def _with_model_overrides(state: dict, config: dict, overrides: Sequence[str]) -
     if not overrides:
         return state
     section = config.get("model") or {}
-    args = copy.deepcopy(dict(state.get("model_args") or {}))
+    args = dict(state.get("model_args") or {})
     for override in overrides:
         name = override.split("=", 1)[0].strip().partition(".")[2]
         if name not in WEIGHT_FREE_ARGS or name not in section:
@@ -148,9 +148,7 @@ def _with_model_overrides(state: dict, config: dict, overrides: Sequence[str]) -
             raise ValueError(f"export override {override!r}: of the model, only the arguments that are not "
                              f"weights can be set ({known})")
         apply_override(config, override, {})
-        holder = {"model": args}
-        apply_override(holder, override, {})
-        args = holder["model"]
+        args[name] = config["model"][name]  # the parsed value, the same in both places
     return dict(state, model_args=args)
 
 
