@@ -247,29 +247,29 @@ def test_export_weights_is_smaller_and_predicts_the_same(setup, tmp_path):
 
 def test_export_sets_a_cascades_starting_image_but_no_weight_bearing_argument(setup, tmp_path):
     original = load_reconstructor(setup["recon"]).model
-    out = export_weights(setup["recon"], tmp_path / "start.pt", eval_overrides=["model.init_iters=7"])
+    out = export_weights(setup["recon"], tmp_path / "start.pt", overrides=["model.init_iters=7"])
     loaded = load_reconstructor(out)
     assert loaded.model.init_iters == 7 and loaded.config.model.init_iters == 7
     for (name, p), (_, q) in zip(original.state_dict().items(), loaded.model.state_dict().items()):
         assert torch.equal(p, q), name  # the same weights
     for bad in ("model.num_stages=2", "model.denoiser=crnn", "train.lr=1"):
         with pytest.raises(ValueError, match="only"):
-            export_weights(setup["recon"], tmp_path / "bad.pt", eval_overrides=[bad])
+            export_weights(setup["recon"], tmp_path / "bad.pt", overrides=[bad])
 
 
 def test_export_sets_test_time_defaults_of_a_segmenter(setup, tmp_path):
     from cinemri.seg.inference import load_segmenter
 
     out = export_weights(setup["seg"], tmp_path / "seg.pt", half=True,
-                         eval_overrides=["eval.flip_tta=true", "eval.postprocess=true"])
+                         overrides=["eval.flip_tta=true", "eval.postprocess=true"])
     _, cfg = load_segmenter(out)
     assert cfg.eval.flip_tta and cfg.eval.postprocess
     _, original = load_segmenter(setup["seg"])
     assert not original.eval.postprocess  # the training checkpoint is untouched
     with pytest.raises(ValueError, match="only eval keys"):
-        export_weights(setup["seg"], tmp_path / "bad.pt", eval_overrides=["train.lr=1"])
+        export_weights(setup["seg"], tmp_path / "bad.pt", overrides=["train.lr=1"])
     with pytest.raises(ValueError, match="flip_tta"):
-        export_weights(setup["seg"], tmp_path / "bad.pt", eval_overrides=["eval.flip_tta=[1, 2]"])
+        export_weights(setup["seg"], tmp_path / "bad.pt", overrides=["eval.flip_tta=[1, 2]"])
 
 
 def test_ensemble_weights_average_the_members_and_load_as_one_segmenter(setup, tmp_path):

@@ -126,7 +126,7 @@ def _run_export(args) -> None:
     from cinemri.pipeline import ensemble_weights, export_weights
 
     if len(args.checkpoint) == 1:
-        path = export_weights(args.checkpoint[0], args.out, half=args.fp16, eval_overrides=args.overrides)
+        path = export_weights(args.checkpoint[0], args.out, half=args.fp16, overrides=args.overrides)
     else:
         path = ensemble_weights(args.checkpoint, args.out, half=args.fp16, eval_overrides=args.overrides)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")

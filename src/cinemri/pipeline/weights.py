@@ -110,12 +110,12 @@ def _slim(state: dict, config: dict, model: dict, half: bool) -> dict:
 
 
 def export_weights(checkpoint: str | os.PathLike, out_path: str | os.PathLike, *, half: bool = False,
-                   eval_overrides: Sequence[str] = ()) -> Path:
+                   overrides: Sequence[str] = ()) -> Path:
     """Copy a training checkpoint without its optimizer, scheduler, scaler, RNG and task state.
 
     The model weights, its arguments, the experiment config, epoch and final metrics are kept;
     ``half`` stores floating-point weights as fp16 (loading casts them back to the model's
-    fp32 parameters); ``eval_overrides`` ("eval.key=value") set the test-time defaults the
+    fp32 parameters); ``overrides``: "eval.key=value" sets the test-time defaults the
     checkpoint carries (e.g. ``eval.flip_tta=true``), for keys its config already has, and
     "model.key=value" the model arguments that are not weights (``WEIGHT_FREE_ARGS``: e.g. a
     reconstruction cascade's ``model.init_iters``), in its arguments and its config alike.
@@ -126,8 +126,8 @@ def export_weights(checkpoint: str | os.PathLike, out_path: str | os.PathLike, *
             model arguments, or naming an unknown key.
     """
     state = load_checkpoint(checkpoint)
-    model_sets = [o for o in eval_overrides if o.split("=", 1)[0].strip().startswith("model.")]
-    config = _with_eval_overrides(state.get("config") or {}, [o for o in eval_overrides if o not in model_sets])
+    model_sets = [o for o in overrides if o.split("=", 1)[0].strip().startswith("model.")]
+    config = _with_eval_overrides(state.get("config") or {}, [o for o in overrides if o not in model_sets])
     state = _with_model_overrides(state, config, model_sets)
     save_checkpoint(out_path, _slim(state, config, state["model"], half))
     return Path(out_path)
