@@ -10,6 +10,7 @@ import torch
 
 from cinemri.train import (TrainConfig, TrainingDivergedError, fit, load_checkpoint, lr_factor, move_to_device,
                            resolve_amp, seed_everything)
+from cinemri.train.engine import cpu_computes_bf16
 from cinemri.train.example import SmoothingTask
 
 
@@ -148,11 +149,22 @@ def test_best_follows_monitor_and_mode(tmp_path):
 def test_amp_resolution_and_bf16_on_cpu(tmp_path):
     cpu = torch.device("cpu")
     assert resolve_amp("auto", cpu) is None and resolve_amp("off", cpu) is None
-    assert resolve_amp("bf16", cpu) is torch.bfloat16
+    assert resolve_amp("bf16", cpu) is (torch.bfloat16 if cpu_computes_bf16() else None)
     with pytest.raises(ValueError, match="train.amp='fp16' needs a CUDA device"):
         resolve_amp("fp16", cpu)
     result = fit(SmoothingTask(train_size=8, val_size=4), config(tmp_path, epochs=1, amp="bf16"))
     assert math.isfinite(result.history[0]["train_loss"])
+
+
+def test_bf16_on_a_cpu_without_native_bf16_is_full_precision(monkeypatch):
+    import cinemri.train.engine as engine
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(engine, "cpu_computes_bf16", lambda: False)
+    assert resolve_amp("bf16", cpu) is None
+    monkeypatch.setattr(engine, "cpu_computes_bf16", lambda: True)
+    assert resolve_amp("bf16", cpu) is torch.bfloat16
+    assert isinstance(cpu_computes_bf16(), bool)
 
 
 def test_move_to_device_walks_containers():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -56,9 +57,26 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+def cpu_computes_bf16() -> bool:
+    """Whether this CPU runs bf16 convolutions in oneDNN's native kernels (AVX-512 or AMX).
+
+    Where it does not (AVX2 only), bf16 autocast falls back to reference kernels that run
+    single-threaded and far slower than fp32 (a cascade training step measured 3.4x slower on
+    an AVX2 machine: docs/benchmarks.md)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without the check: go by the vector width
+        return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+
+
 def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype for ``train.amp`` on ``device``, or None for full precision."""
+    """Autocast dtype for ``train.amp`` on ``device``, or None for full precision.
+
+    "bf16" on a CPU without native bf16 (:func:`cpu_computes_bf16`) is full precision: bf16
+    is a speed setting, and there it would be the slow one."""
     if amp == "off" or (amp == "auto" and device.type != "cuda"):
+        return None
+    if amp == "bf16" and device.type == "cpu" and not cpu_computes_bf16():
         return None
     if amp == "auto":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -152,6 +170,9 @@ class _Run:
         self.best_path = self.out_dir / cfg.best_name
         self.device = info.device
         self.amp_dtype = resolve_amp(cfg.amp, self.device)
+        if cfg.amp == "bf16" and self.amp_dtype is None and info.is_main:
+            print("train.amp=bf16: this CPU has no native bf16 kernels (AVX2 only), so the run is in fp32, "
+                  "the faster precision here", file=sys.stderr, flush=True)
         self.model_args = plain_model_args(task.model_args)
 
         seed_everything(cfg.seed)  # same initial weights on every rank
