@@ -52,7 +52,9 @@ class TrainConfig:
     ``"onecycle"`` instead rises along a cosine from ``lr * start_lr_ratio`` to ``lr`` over
     the warm-up and falls along a cosine to ``lr * min_lr_ratio`` (torch's OneCycleLR).
     ``amp``: ``"auto"`` is bf16 on a CUDA device that supports it, else fp16 on CUDA,
-    and off on CPU; ``"fp16"`` needs CUDA and uses a gradient scaler.
+    and off on CPU; ``"bf16"`` on a CPU without native bf16 kernels (AVX2 only) is fp32, the
+    faster precision there (``cinemri.train.engine.cpu_computes_bf16``); ``"fp16"`` needs CUDA
+    and uses a gradient scaler.
     ``grad_clip``: max global L2 norm of the gradients; ``None`` disables clipping.
     ``monitor``/``monitor_mode``: the metric that decides ``best_name``, a column of the
     metrics table: ``val_<key>`` for a key returned by the task's ``validate``, or
