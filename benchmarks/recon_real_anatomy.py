@@ -22,7 +22,8 @@ BART ``pics -S -R T:1024:0:0.01 -i 50 -p <mask>`` when ``bart`` is on PATH (k-sp
 as BART's [x, y, z, coil, ..., time at dim 10], so T:1024 is TV along time; ``-S`` returns
 the image in the input's units instead of pics' internal scale, which the PSNR needs and
 which does not change the solution; its zero-filled image is checked against ours first);
-the trained cascade of ``--checkpoint``, in fp32 and with its denoisers under bf16 autocast
+the trained cascade of ``--checkpoint`` as inference runs it (its denoisers under bf16 autocast on a
+CPU with native bf16, else fp32: ``train.engine.resolve_amp``), and in fp32 beside it where that differs
 (k-space divided by the 99th percentile of the
 zero-filled magnitude as ``ReconDataset`` does, the output multiplied back).
 
@@ -61,16 +62,18 @@ DEFAULT_OUT = REPO / "benchmarks" / "results" / "recon_real_anatomy.json"
 LAMBDA_S = 0.0005  # spatial-TV weight of the "+spatial" variant (cs_tv's docstring value)
 
 
-def cascade_method(checkpoint: Path, bf16: bool = False, channels_last: bool | None = None,
+def cascade_method(checkpoint: Path, fp32: bool = False, channels_last: bool | None = None,
                    init_iters: int | None = None):
-    """The trained cascade as a (kspace, mask, maps) -> image function, p99-normalised; with
-    ``bf16`` its denoisers run under bf16 autocast (DC and FFTs stay fp32, as in training);
+    """The trained cascade as a (kspace, mask, maps) -> image function, p99-normalised, and the
+    precision of its denoisers ("bf16" or "fp32"): the one inference gives them on this machine,
+    or fp32 with ``fp32`` (DC and FFTs stay fp32 either way, as in training);
     ``channels_last``: the denoisers' memory layout (None: what inference chooses);
     ``init_iters``: iterations of its CS-TV start (None: the checkpoint's)."""
-    model = load_reconstructor(checkpoint, channels_last=channels_last).model
+    loaded = load_reconstructor(checkpoint, channels_last=channels_last)
     if init_iters is not None:
-        model.init_iters = init_iters
-    return cascade_slice_method(model, torch.bfloat16 if bf16 else None)
+        loaded.model.init_iters = init_iters
+    autocast = None if fp32 else loaded.autocast
+    return cascade_slice_method(loaded.model, autocast), "bf16" if autocast is torch.bfloat16 else "fp32"
 
 
 def bart_method(threads: int):
@@ -108,9 +111,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", type=Path, help="also run the trained cascade of this checkpoint")
     parser.add_argument("--no-bart", action="store_true", help="skip BART even when it is installed")
     parser.add_argument("--layouts", action="store_true",
-                        help="also time the cascade (bf16) in both memory layouts of its denoisers")
+                        help="also time the cascade in both memory layouts of its denoisers")
     parser.add_argument("--init-iters", type=int, nargs="+",
-                        help="also run the cascade (bf16) with its CS-TV start at these iteration counts "
+                        help="also run the cascade with its CS-TV start at these iteration counts "
                              "(the start is not a weight: the same weights, another starting image)")
     parser.add_argument("--no-cs", action="store_true",
                         help="skip the two cs_tv rows (slow; the same slices, masks and coils give the same figures)")
@@ -148,15 +151,18 @@ def main(argv: list[str] | None = None) -> None:
     if use_bart:
         methods["BART pics -R T:1024:0:0.01 -i 50"], bart_seconds = bart_method(args.threads)
     if args.checkpoint is not None:
-        methods[f"trained cascade ({args.checkpoint.name})"] = cascade_method(args.checkpoint)
-        methods[f"trained cascade ({args.checkpoint.name}), bf16"] = cascade_method(args.checkpoint, bf16=True)
+        name = f"trained cascade ({args.checkpoint.name}"
+        method, precision = cascade_method(args.checkpoint)
+        methods[f"{name}, {precision})"] = method
+        if precision != "fp32":
+            methods[f"{name}, fp32)"] = cascade_method(args.checkpoint, fp32=True)[0]
         for iters in args.init_iters or []:
-            name = f"trained cascade ({args.checkpoint.name}), bf16, {iters} start iterations"
-            methods[name] = cascade_method(args.checkpoint, bf16=True, init_iters=iters)
+            methods[f"{name}, {precision}), {iters} start iterations"] = cascade_method(
+                args.checkpoint, init_iters=iters)[0]
         if args.layouts:  # the inference default against the other memory layout, side by side
             for on in (False, True):
-                name = f"trained cascade ({args.checkpoint.name}), bf16, {'channels-last' if on else 'NCDHW'}"
-                methods[name] = cascade_method(args.checkpoint, bf16=True, channels_last=on)
+                methods[f"{name}, {precision}), {'channels-last' if on else 'NCDHW'}"] = cascade_method(
+                    args.checkpoint, channels_last=on)[0]
 
     per_slice: dict[str, list[dict]] = {name: [] for name in methods}
     layout_check = []
