@@ -21,7 +21,6 @@ Rows, each timed fp32 then bf16 in alternation (one warm-up call of each, median
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ import torch
 
 from _speed import conv_peak, machine_info  # benchmarks/ is sys.path[0] as a script
 from cinemri.data.simulate import undersampled_slice
+from cinemri.files import write_json
 from cinemri.io import read_any
 from cinemri.metrics import psnr
 from cinemri.pipeline.recon_set import cascade_slice_method
@@ -137,9 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     result["seg_step"] = seg_step_rows(args.seg_batch, args.repeats)
     result["markdown"] = markdown(result)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(args.out)
+    write_json(result, args.out)  # atomically
     print(result["markdown"])
 
 
