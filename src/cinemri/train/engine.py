@@ -61,8 +61,8 @@ def cpu_computes_bf16() -> bool:
     """Whether this CPU runs bf16 convolutions in oneDNN's native kernels (AVX-512 or AMX).
 
     Where it does not (AVX2 only), bf16 autocast falls back to reference kernels that run
-    single-threaded and far slower than fp32 (a cascade training step measured 3.4x slower on
-    an AVX2 machine: docs/benchmarks.md)."""
+    single-threaded and far slower than fp32 (measured on an AVX2 machine: 18x the time of fp32
+    for the cascade's inference and a segmentation training step; docs/benchmarks.md)."""
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # a build without the check: go by the vector width
