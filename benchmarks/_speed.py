@@ -57,6 +57,20 @@ def median_time(fn, warmup: int, repeats: int) -> tuple[float, list[float]]:
     return statistics.median(times), times
 
 
+def alternating(calls: dict, repeats: int) -> tuple[dict[str, float], dict]:
+    """Median seconds of each of ``calls`` (name -> no-argument function), timed in alternation
+    so that a machine's drift hits all alike: one warm-up call of each, then ``repeats`` rounds.
+    Returns (medians, the warm-up calls' results)."""
+    outputs = {name: call() for name, call in calls.items()}
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}, outputs
+
+
 def conv_peak(shapes: list[tuple[int, ...]], repeats: int) -> dict[str, float]:
     """The machine's convolution throughput: best GFLOP/s of a 3x3 (2D) or 3x3x3 (3D) C -> C
     convolution forward over ``shapes`` (B, C, *spatial), in fp32 and under bf16 autocast.

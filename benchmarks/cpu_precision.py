@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
-from _speed import conv_peak, machine_info  # benchmarks/ is sys.path[0] as a script
+from _speed import alternating, conv_peak, machine_info  # benchmarks/ is sys.path[0] as a script
 from cinemri.data.simulate import undersampled_slice
 from cinemri.files import write_json
 from cinemri.io import read_any
@@ -44,19 +42,6 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "acdc" / "training" / "patient0
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
 
-def alternating(calls: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median seconds of each call, one warm-up each, then ``repeats`` rounds in alternation."""
-    for call in calls.values():
-        call()
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(repeats):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            times[name].append(time.perf_counter() - start)
-    return {name: float(np.median(t)) for name, t in times.items()}
-
-
 def cascade_rows(data: Path, crop: int, repeats: int) -> dict:
     """Inference seconds and PSNR of the bundled cascade in each precision on one window."""
     volume = np.abs(read_any(data).image).astype(np.float32)[3]  # (T, H, W)
@@ -65,8 +50,7 @@ def cascade_rows(data: Path, crop: int, repeats: int) -> dict:
     kspace, mask, maps = undersampled_slice(window, 5.0, seed=3)
     loaded = load_reconstructor(bundled_path("recon"))
     methods = {name: cascade_slice_method(loaded.model, dtype) for name, dtype in PRECISIONS.items()}
-    images = {name: method(kspace, mask, maps) for name, method in methods.items()}
-    seconds = alternating({name: (lambda m=m: m(kspace, mask, maps)) for name, m in methods.items()}, repeats)
+    seconds, images = alternating({name: (lambda m=m: m(kspace, mask, maps)) for name, m in methods.items()}, repeats)
     truth = torch.from_numpy(window)
     return {name: {"seconds": seconds[name], "psnr_db": psnr(images[name][0], truth)}
             for name in PRECISIONS} | {"shape": list(window.shape)}
@@ -93,7 +77,7 @@ def seg_step_rows(batch: int, repeats: int) -> dict:
         loss.backward()
         optimizer.step()
 
-    seconds = alternating({name: (lambda d=d: step(d)) for name, d in PRECISIONS.items()}, repeats)
+    seconds, _ = alternating({name: (lambda d=d: step(d)) for name, d in PRECISIONS.items()}, repeats)
     return {name: {"seconds": seconds[name]} for name in PRECISIONS} | {"batch": [batch, 1, 128, 128]}
 
 
