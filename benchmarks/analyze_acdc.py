@@ -35,11 +35,11 @@ from typing import Any
 
 import numpy as np
 
+from _paths import ACDC_ROOT, REPO  # benchmarks/ is sys.path[0] as a script
 from cinemri.labels import STRUCTURES
 from cinemri.tasks.seg.task import read_split_file
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "acdc"
+DEFAULT_DATA = ACDC_ROOT
 DEFAULT_CHECKPOINT = REPO / "runs" / "seg" / "acdc_unet" / "best.pt"
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "analyze_acdc.json"
 DEFAULT_OUT_DIR = REPO / "runs" / "analyze_acdc"

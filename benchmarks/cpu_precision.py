@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _paths import PATIENT090, REPO
 from _speed import alternating, conv_peak, machine_info  # benchmarks/ is sys.path[0] as a script
 from cinemri.data.simulate import undersampled_slice
 from cinemri.files import write_json
@@ -37,8 +38,7 @@ from cinemri.pipeline.weights import bundled_path
 from cinemri.recon.inference import load_reconstructor
 from cinemri.train.engine import cpu_computes_bf16, resolve_amp
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "acdc" / "training" / "patient090"
+DEFAULT_DATA = PATIENT090
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
 
@@ -62,7 +62,7 @@ def seg_step_rows(batch: int, repeats: int) -> dict:
     from cinemri.seg.models import build_segmenter
     from cinemri.tasks.seg.task import build_loss, supervised_loss
 
-    cfg = load_seg_config([str(ROOT / "configs" / "seg" / "default.yaml")])
+    cfg = load_seg_config([str(REPO / "configs" / "seg" / "default.yaml")])
     torch.manual_seed(0)
     model = build_segmenter(cfg.model.name, cfg.model.args).train()
     criterion = build_loss(cfg.loss)
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seg-batch", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "cpu_precision.json")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "cpu_precision.json")
     args = parser.parse_args(argv)
     if not args.data.exists():
         sys.exit(f"{args.data}: not found (pass --data with a cine the project reads)")

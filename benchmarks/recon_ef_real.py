@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from _paths import ACDC_TRAINING, REPO
 from analyze_acdc import chosen_patients
 from cinemri.files import write_json
 from cinemri.io import read_acdc
@@ -50,8 +51,7 @@ from cinemri.recon.inference import load_reconstructor
 from cinemri.seg.inference import load_segmenter
 from recon_speed import machine_info
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "acdc" / "training"
+DEFAULT_DATA = ACDC_TRAINING
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "recon_ef_real.json"
 WEIGHTS = REPO / "src" / "cinemri" / "weights"
 INDICES = ("lv_edv_ml", "lv_esv_ml", "lv_ef_pct", "rv_ef_pct")

@@ -8,25 +8,26 @@ The slice is simulated as ``recon_real_anatomy.py`` does (``undersampled_slice``
 mask seeded by the slice index; ``--coils``); the cascade runs as inference runs it
 (``cascade_slice_method``: p99 normalisation, its inference precision), its start alone by
 ``Cascade.start_image`` (for the bundled cascade ``cs_tv`` with its ``init_iters`` and ``init_lambda_s``). One warm-up call of each,
-then ``--repeats`` alternating pairs; the medians are printed.
+then ``--repeats`` alternating pairs (``_speed.alternating``); the medians are printed.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from _paths import PATIENT090  # benchmarks/ is sys.path[0] as a script
+from _speed import alternating
 from cinemri.data.simulate import undersampled_slice
 from cinemri.io import read_any
 from cinemri.pipeline.recon_set import cascade_slice_method
 from cinemri.pipeline.weights import bundled_path
 from cinemri.recon.inference import load_reconstructor
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "acdc" / "training" / "patient090"
+DEFAULT_DATA = PATIENT090
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -46,15 +47,9 @@ def main(argv: list[str] | None = None) -> None:
     start = torch.inference_mode()(loaded.model.start_image)
 
     kspace, mask, maps = undersampled_slice(volume[args.slice], 5.0, seed=args.slice, coils=args.coils)
-    times: dict[str, list[float]] = {"cascade": [], "start": []}
-    for method in (cascade, start):
-        method(kspace, mask, maps)  # warm-up
-    for _ in range(args.repeats):
-        for name, method in (("cascade", cascade), ("start", start)):
-            begin = time.perf_counter()
-            method(kspace, mask, maps)
-            times[name].append(time.perf_counter() - begin)
-    whole, cs = float(np.median(times["cascade"])), float(np.median(times["start"]))
+    medians, _ = alternating({"cascade": lambda: cascade(kspace, mask, maps),
+                              "start": lambda: start(kspace, mask, maps)}, args.repeats)
+    whole, cs = medians["cascade"], medians["start"]
     print(f"{args.data.name} slice {args.slice}, {args.coils} coil(s), shape {tuple(kspace.shape)}: cascade "
           f"{whole:.3f} s, its start ({model.init_iters} CS-TV iterations, lambda_s {model.init_lambda_s:g}) "
           f"{cs:.3f} s = {100 * cs / whole:.0f} %")

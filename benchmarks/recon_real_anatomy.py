@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _paths import PATIENT090, REPO
 import bart
 from cinemri.data.simulate import undersampled_slice
 from cinemri.files import write_json
@@ -56,8 +57,7 @@ from cinemri.recon import cs_tv, zero_filled
 from cinemri.recon.inference import load_reconstructor
 from recon_speed import machine_info
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "acdc" / "training" / "patient090"
+DEFAULT_DATA = PATIENT090
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "recon_real_anatomy.json"
 LAMBDA_S = 0.0005  # spatial-TV weight of the "+spatial" variant (cs_tv's docstring value)
 
