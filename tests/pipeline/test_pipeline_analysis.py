@@ -20,7 +20,7 @@ from cinemri.masks import achieved_acceleration
 from cinemri.phantom import write_dataset
 from cinemri.physics import sense_adjoint
 from cinemri.pipeline import (AnalyzeOptions, analyze, clinical_summary, compare_with_truth, ensemble_weights,
-                              export_weights, reconstruct_case, resolve_checkpoint)
+                              export_weights, image_source, reconstruct_case, resolve_checkpoint)
 from cinemri.pipeline.analysis import FLOAT_KEYS, SCHEMA
 from cinemri.recon.config import load_recon_config
 from cinemri.recon.inference import load_reconstructor
@@ -91,6 +91,13 @@ def test_reconstruct_case_other_inputs(setup):
     assert out.method == "images" and out.image is images_only.image and out.reference is None
     with pytest.raises(ValueError, match="needs a reconstruction checkpoint"):
         reconstruct_case(case, "model")
+    # image_source says beforehand what reconstruct_case makes the image from (analyze picks the
+    # segmenter by it): for each input kind and method, the method of the result
+    for given, undersample in ((case, True), (case, False), (images_only, True), (images_only, False)):
+        for method in ("cs", "zero_filled"):
+            made = reconstruct_case(given, method, undersample=undersample, cs_iters=1).method
+            assert image_source(given, method, undersample) == made
+    assert image_source(case, "model") == "model" and image_source(images_only, "model") == "images"
     with pytest.raises(ValueError, match="method must be one of"):
         reconstruct_case(case, "magic")
 

@@ -10,12 +10,12 @@ package never imports :mod:`cinemri.tasks` (training, evaluation, ablation).
 """
 
 from cinemri.pipeline.analysis import SCHEMA, AnalyzeOptions, analyze, clinical_summary, compare_with_truth
-from cinemri.pipeline.reconstruct import METHODS, Reconstruction, reconstruct_case
+from cinemri.pipeline.reconstruct import METHODS, Reconstruction, image_source, reconstruct_case
 from cinemri.pipeline.weights import (bundled_path, ensemble_weights, export_weights, resolve_checkpoint,
                                       resolve_segmenter)
 
 __all__ = [
     "METHODS", "SCHEMA", "AnalyzeOptions", "Reconstruction", "analyze", "bundled_path", "clinical_summary",
-    "compare_with_truth", "ensemble_weights", "export_weights", "reconstruct_case", "resolve_checkpoint",
+    "compare_with_truth", "ensemble_weights", "export_weights", "image_source", "reconstruct_case", "resolve_checkpoint",
     "resolve_segmenter",
 ]

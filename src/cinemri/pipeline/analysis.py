@@ -34,7 +34,7 @@ from cinemri.files import StagedOutputDir, check_output_dir, json_safe, write_js
 from cinemri.io import read_any
 from cinemri.labels import LV, MYO, STRUCTURES
 from cinemri.metrics import nmse, psnr, segmentation_scores, ssim
-from cinemri.pipeline.reconstruct import Reconstruction, reconstruct_case, with_image
+from cinemri.pipeline.reconstruct import Reconstruction, image_source, reconstruct_case, with_image
 from cinemri.pipeline.weights import resolve_checkpoint, resolve_segmenter
 from cinemri.plausibility import check_confidence, check_enclosure, check_indices, check_myocardium
 from cinemri.recon import CSOptions
@@ -271,14 +271,13 @@ def analyze(input_path: str | os.PathLike, out_dir: str | os.PathLike, *,
     if case.num_frames < 2:
         raise ValueError(f"{input_path}: {case.num_frames} frame(s); ED and ES need a cine of at least 2 frames")
     kind = input_kind(case)
+    source = image_source(case, options.recon_method, options.undersample)  # what reconstruct_case will do
     recon_path = None
     loaded = None
-    if kind != "images" and options.recon_method == "model":
+    if source == "model":
         recon_path = resolve_checkpoint(recon_checkpoint, "recon")
         loaded = load_reconstructor(recon_path, options.device)
-    reconstructed = options.recon_method != "zero_filled" and (
-        kind == "kspace_undersampled" or (kind == "kspace_fully_sampled" and options.undersample))
-    seg_path = resolve_segmenter(seg_checkpoint, reconstructed)
+    seg_path = resolve_segmenter(seg_checkpoint, reconstructed=source in ("model", "cs"))
     seg_model, seg_cfg = load_segmenter(seg_path, options.device)
     recon = reconstruct_case(case, options.recon_method, recon=loaded, acceleration=options.acceleration,
                              undersample=options.undersample, seed=options.seed, pattern=options.pattern,

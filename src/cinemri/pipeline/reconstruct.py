@@ -67,6 +67,19 @@ def _has_kspace_or_maps(case: Case) -> bool:
     return case.kspace is not None or (case.image is not None and case.coil_maps is not None)
 
 
+def image_source(case: Case, method: Method = "model", undersample: bool = True) -> str:
+    """What :func:`reconstruct_case` with these arguments makes the image from, known before it
+    runs (its result's ``method``): ``method`` for k-space it reconstructs (acquired
+    undersampled, or undersampled first), "fully_sampled" for k-space it is told not to
+    undersample, "images" for an input that holds images only. The caller picks the
+    segmenter from it before the (long) reconstruction."""
+    if is_undersampled(case):
+        return method
+    if not _has_kspace_or_maps(case):
+        return "images"
+    return method if undersample else "fully_sampled"
+
+
 def reconstruct_case(case: Case, method: Method = "model", *, recon: LoadedReconstructor | None = None,
                      acceleration: float | None = None, undersample: bool = True, seed: int = 0,
                      pattern: str | None = None, center_lines: int | None = None,
