@@ -104,17 +104,17 @@ def reconstruct_case(case: Case, method: Method = "model", *, recon: LoadedRecon
         raise ValueError(f"reconstruction method must be one of {METHODS}, got {method!r}")
     start = time.perf_counter()
     where = case.source or case.name
-    undersampled = is_undersampled(case)
-    if not undersampled and not _has_kspace_or_maps(case):
+    source = image_source(case, method, undersample)
+    if source == "images":
         if case.image is None:
             raise ValueError(f"{where}: holds neither images nor k-space")
         return Reconstruction(image=case.image, reference=None, zero_filled=None, masks=None, method="images",
                               acceleration=None, seconds=0.0)
-    if method == "model" and recon is None and (undersample or undersampled):
+    if source == "model" and recon is None:
         raise ValueError("reconstruction method 'model' needs a reconstruction checkpoint")
     reference = None
     mask = None
-    if undersampled:
+    if is_undersampled(case):
         samples = inference_samples(case, None)  # as acquired
         masks = np.repeat(np.asarray(case.mask, bool)[None], case.num_slices, axis=0)  # (S, T, W)
     else:
@@ -129,7 +129,7 @@ def reconstruct_case(case: Case, method: Method = "model", *, recon: LoadedRecon
         samples = inference_samples(case, options)
         masks = np.stack([s.mask[0, :, 0, :].numpy() for s in samples])  # (S, T, W)
         reference = np.stack([(s.target / s.scale).numpy() for s in samples]).astype(np.complex64)
-        if not undersample:
+        if source == "fully_sampled":
             return Reconstruction(image=reference, reference=reference, zero_filled=reference, masks=None,
                                   method="fully_sampled", acceleration=1.0, seconds=time.perf_counter() - start)
     image, zf = reconstruct_samples(samples, method, recon.model if method == "model" else None,
