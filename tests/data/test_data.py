@@ -178,6 +178,35 @@ def test_seg_context_channels_are_the_neighbouring_planes(tmp_path):
         SegDataset([path], SegOptions(context_frames=2))[0]
 
 
+def test_seg_reference_channel_is_the_same_slice_at_end_diastole(tmp_path):
+    """reference_frame: one more channel, last, holding the same slice at the case's ED frame
+    (frame 0 when the case does not know it); it works on a two-frame (ED + ES) case, where frame
+    context is refused, and an ED frame outside the cine is refused."""
+    from dataclasses import replace
+
+    assert context_offsets(0, 0, True) == ((0, 0), (0, "ed"))
+    assert context_offsets(1, 0, True)[-1] == (0, "ed")
+    assert context_planes(2, 1, (3, 2), context_offsets(0, 0, True), ed_frame=0) == [(2, 1), (2, 0)]
+    assert context_planes(0, 5, (3, 12), context_offsets(0, 1, True), ed_frame=3) == [(0, 5), (0, 4), (0, 6), (0, 3)]
+    assert context_planes(0, 5, (3, 12), context_offsets(0, 0, True)) == [(0, 5), (0, 0)]
+    with pytest.raises(ValueError, match="end-diastolic frame 4 is outside the cine's 2 frames"):
+        context_planes(0, 1, (3, 2), context_offsets(0, 0, True), ed_frame=4)
+    case = make_case(seed=0, s=3, t=2, h=15, w=12)
+    labels = case.labels.copy()
+    labels[:, 1] = np.roll(labels[:, 0], 1, axis=-1)
+    # ED second: the channel follows ed_frame, not frame 0
+    case = replace(case, labels=labels, ed_frame=1, es_frame=0, labelled_frames=(0, 1))
+    path = write_case(case, tmp_path / "c.h5")
+    options = SegOptions(reference_frame=True)
+    assert options.channels == 2
+    ds = SegDataset([path], options)
+    for item, (i, s, t) in enumerate(ds.index):
+        sample = ds[item]
+        expected = [normalize_intensity(np.abs(case.image[s, f]), "zscore") for f in (t, 1)]
+        np.testing.assert_allclose(sample.image.numpy(), np.stack(expected), rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(sample.labels.numpy(), case.labels[s, t])
+
+
 def test_seg_from_acdc_folder_and_skip_empty(tmp_path):
     folder, image, labels = write_acdc(tmp_path)
     ds = SegDataset([folder], SegOptions(normalization="percentile", skip_empty=True))

@@ -9,7 +9,11 @@ Context (2.5D input): with ``context_slices`` k or ``context_frames`` m, the sam
 more channels than the one plane: the neighbouring slices s-k..s+k and frames t-m..t+m of the
 same cine (:func:`context_offsets` gives the channel order, centre first), each prepared like the
 centre plane. Beyond the stack's first and last slice the edge slice repeats; frames wrap around
-(a cine is one periodic heart cycle). The labels stay those of the centre plane.
+(a cine is one periodic heart cycle). With ``reference_frame``, the last channel is the same slice
+at end diastole (the case's ``ed_frame``; frame 0 when unknown, the ECG-triggered convention), so an
+end-systolic plane is seen beside the same plane at its largest -- which works on ACDC-style cases
+that hold only the ED and ES volumes, where frame context cannot. The labels stay those of the
+centre plane.
 
 :class:`SliceGrid` also maps network outputs back to the original grid exactly (same shape;
 the case's affine is untouched), which is what ``cinemri seg predict/eval`` write and score.
@@ -37,37 +41,47 @@ from cinemri.data.cases import CaseSource, crop_window, paste_window
 
 NORMALIZATIONS = ("zscore", "percentile", "none")
 MAX_CONTEXT = 4  # neighbours per side; short-axis stacks have ~10 slices
+# the frame "offset" of the reference channel: not an offset but the cine's end-diastolic frame
+ED_REFERENCE = "ed"
 
 
-def context_offsets(context_slices: int = 0, context_frames: int = 0) -> tuple[tuple[int, int], ...]:
+def context_offsets(context_slices: int = 0, context_frames: int = 0, reference_frame: bool = False
+                    ) -> tuple[tuple[int, int | str], ...]:
     """The input channels of a network with this much context, as (slice, frame) offsets from
-    the plane being segmented: the plane itself first, then slices -k..k, then frames -m..m.
+    the plane being segmented: the plane itself first, then slices -k..k, then frames -m..m,
+    then (0, :data:`ED_REFERENCE`) -- the same slice at end diastole -- with ``reference_frame``.
 
     A network with less context takes a subset of a larger network's channels (the ensemble of
     a 2D and a 2.5D segmenter picks each member's channels by these offsets).
     """
     slices = [(d, 0) for d in range(-context_slices, context_slices + 1) if d != 0]
     frames = [(0, d) for d in range(-context_frames, context_frames + 1) if d != 0]
-    return ((0, 0), *slices, *frames)
+    reference = [(0, ED_REFERENCE)] if reference_frame else []
+    return ((0, 0), *slices, *frames, *reference)
 
 
-def check_frame_context(frames: int, offsets: tuple[tuple[int, int], ...]) -> None:
+def check_frame_context(frames: int, offsets: tuple[tuple[int, int | str], ...]) -> None:
     """Raise ValueError when frame context of m frames per side meets a cine of fewer than
     2m + 1 frames (e.g. only the ED and ES volumes): its "neighbours" would be other phases."""
-    reach = max(abs(dt) for _, dt in offsets)
+    reach = max(abs(dt) for _, dt in offsets if dt != ED_REFERENCE)
     if frames < 2 * reach + 1:
         raise ValueError(f"frame context of {reach} frame(s) per side needs a cine of at least {2 * reach + 1} "
                          f"frames, got {frames}")
 
 
-def context_planes(s: int, t: int, shape: tuple[int, int], offsets: tuple[tuple[int, int], ...]
-                   ) -> list[tuple[int, int]]:
+def context_planes(s: int, t: int, shape: tuple[int, int], offsets: tuple[tuple[int, int | str], ...],
+                   ed_frame: int | None = None) -> list[tuple[int, int]]:
     """The (slice, frame) of each input channel of plane (s, t) in a cine of ``shape`` (S, T):
-    slices clamped to the stack (the edge slice repeats), frames taken modulo T (the cycle wraps).
-    Cines too short for the frame context are refused (:func:`check_frame_context`)."""
+    slices clamped to the stack (the edge slice repeats), frames taken modulo T (the cycle wraps),
+    the reference channel at ``ed_frame`` (None: frame 0). Cines too short for the frame context
+    are refused (:func:`check_frame_context`)."""
     slices, frames = shape
     check_frame_context(frames, offsets)
-    return [(min(max(s + ds, 0), slices - 1), (t + dt) % frames) for ds, dt in offsets]
+    reference = 0 if ed_frame is None else int(ed_frame)
+    if not 0 <= reference < frames:
+        raise ValueError(f"end-diastolic frame {reference} is outside the cine's {frames} frames")
+    return [(min(max(s + ds, 0), slices - 1), reference if dt == ED_REFERENCE else (t + dt) % frames)
+            for ds, dt in offsets]
 
 
 @dataclass(frozen=True)
@@ -82,6 +96,7 @@ class SegOptions:
     cache_cases: int = 2  # whole non-.h5 cases kept in memory per worker
     context_slices: int = 0  # neighbouring slices on each side given as extra input channels
     context_frames: int = 0  # neighbouring frames on each side given as extra input channels
+    reference_frame: bool = False  # the same slice at end diastole as the last input channel
 
     def __post_init__(self) -> None:
         for name in ("context_slices", "context_frames"):
@@ -101,7 +116,7 @@ class SegOptions:
     @property
     def offsets(self) -> tuple[tuple[int, int], ...]:
         """(slice, frame) offsets of the input channels (:func:`context_offsets`)."""
-        return context_offsets(self.context_slices, self.context_frames)
+        return context_offsets(self.context_slices, self.context_frames, self.reference_frame)
 
     @property
     def channels(self) -> int:
@@ -211,7 +226,7 @@ class SegDataset(Dataset):
         neighbours = {s: case}
         planes = []
         try:
-            where = context_planes(s, t, (slices, frames), self.options.offsets)
+            where = context_planes(s, t, (slices, frames), self.options.offsets, case.ed_frame)
         except ValueError as err:
             raise ValueError(f"{case.source or case.name}: {err}") from err
         for s2, t2 in where:

@@ -173,7 +173,7 @@ def ensemble_weights(checkpoints: Sequence[str | os.PathLike], out_path: str | o
         raise ValueError(f"an ensemble needs at least two checkpoints, got {len(checkpoints)}")
     states = [load_checkpoint(path) for path in checkpoints]
     contexts = [_context(state.get("config") or {}) for state in states]
-    union = tuple(max(c[i] for c in contexts) for i in range(2))  # (context_slices, context_frames)
+    union = tuple(max(c[i] for c in contexts) for i in range(3))  # (slices, frames, reference_frame)
     union_offsets = context_offsets(*union)
     members, weights = [], {}
     first = states[0].get("config") or {}
@@ -199,7 +199,7 @@ def ensemble_weights(checkpoints: Sequence[str | os.PathLike], out_path: str | o
     config = copy.deepcopy(first)
     config["model"] = {"name": ENSEMBLE, "args": {"members": members}}
     config.setdefault("data", {}).setdefault("preprocess", {}).update(
-        context_slices=union[0], context_frames=union[1])
+        context_slices=union[0], context_frames=union[1], reference_frame=bool(union[2]))
     config = _with_eval_overrides(config, eval_overrides)
     state = dict(states[0], model_name=ENSEMBLE, model_args={"members": members}, metrics={},
                  best_metric=None, best_epoch=None)
@@ -211,10 +211,12 @@ def ensemble_weights(checkpoints: Sequence[str | os.PathLike], out_path: str | o
 _INFERENCE_PREPROCESS = ("spacing_mm", "size", "normalization", "percentiles")
 
 
-def _context(config: dict) -> tuple[int, int]:
-    """(context_slices, context_frames) of a segmentation experiment config (0 when absent)."""
+def _context(config: dict) -> tuple[int, int, int]:
+    """(context_slices, context_frames, reference_frame as 0/1) of a segmentation experiment
+    config (0 when absent): the arguments of :func:`context_offsets`."""
     preprocess = (config.get("data") or {}).get("preprocess") or {}
-    return int(preprocess.get("context_slices", 0)), int(preprocess.get("context_frames", 0))
+    return (int(preprocess.get("context_slices", 0)), int(preprocess.get("context_frames", 0)),
+            int(bool(preprocess.get("reference_frame", False))))
 
 
 def _inference_preprocess(config: dict) -> dict:

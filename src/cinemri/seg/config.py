@@ -175,7 +175,8 @@ class SegExperiment:
         if self.model.name != ENSEMBLE and given != channels:
             raise ValueError(f"model.args.in_channels is {given} but data.preprocess gives {channels} input "
                              f"channel(s) (context_slices {self.data.preprocess.context_slices}, context_frames "
-                             f"{self.data.preprocess.context_frames}); set model.args.in_channels: {channels}")
+                             f"{self.data.preprocess.context_frames}, reference_frame "
+                             f"{self.data.preprocess.reference_frame}); set model.args.in_channels: {channels}")
 
 
 def load_seg_config(files: str | Sequence[str] = (), overrides: Sequence[str] = ()) -> SegExperiment:

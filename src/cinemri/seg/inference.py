@@ -109,7 +109,7 @@ def _network_labels(model: nn.Module, case: Case, grid: SliceGrid, options, plan
     shape = case.image.shape[:2]  # (S, T)
     for start in range(0, len(planes), batch_size):
         chunk = planes[start:start + batch_size]
-        images = np.stack([np.stack([plane(*p) for p in context_planes(s, t, shape, options.offsets)])
+        images = np.stack([np.stack([plane(*p) for p in context_planes(s, t, shape, options.offsets, case.ed_frame)])
                            for s, t in chunk])  # (b, C, h, w)
         probs = _probabilities(model, torch.from_numpy(images).to(device), flip_tta).cpu().numpy()
         yield from zip(chunk, probs)

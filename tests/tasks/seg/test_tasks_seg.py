@@ -386,6 +386,33 @@ class _Probe(torch.nn.Module):
         return torch.zeros(x.shape[0], 4, *x.shape[2:])
 
 
+def test_reference_frame_model_trains_on_ed_es_cases_and_sees_the_ed_plane(acdc, tmp_path):
+    """reference_frame: trains on ACDC-style cases (ED and ES only), and inference gives the
+    network each plane with the same slice at the case's end-diastolic frame."""
+    from cinemri.data.seg import SliceGrid
+    from cinemri.io import read_acdc
+    from cinemri.seg.inference import load_segmenter, predict_case, test_time_options
+    from cinemri.tasks.seg.task import train
+
+    cfg = load_seg_config([TINY], [f"data.train=[{acdc}]", f"train.out_dir={tmp_path}", "train.epochs=1",
+                                   "train.max_steps_per_epoch=2", "data.preprocess.size=[24, 24]",
+                                   "data.preprocess.reference_frame=true",
+                                   "model.args={base_width: 4, depth: 2, in_channels: 2}"])
+    train(cfg)
+    model, loaded = load_segmenter(tmp_path / "last.pt")
+    assert loaded.data.preprocess.reference_frame and loaded.data.preprocess.channels == 2
+    case = read_acdc(acdc / "patient001")
+    case = dataclasses.replace(case, ed_frame=1)  # not frame 0: the channel must follow ed_frame
+    probe = _Probe()
+    predict_case(probe, case, loaded, [0], test_time=test_time_options(loaded, crop_to_heart=False))
+    seen = torch.cat(probe.seen)  # (S, 2, h, w): frame 0, slices in order
+    whole = dataclasses.replace(loaded.data.preprocess, size=None)
+    grid = SliceGrid.plan(case.image.shape, case.spacing, whole)
+    for s in range(case.image.shape[0]):
+        expected = [grid.prepare_image(np.abs(case.image[s, t]), whole) for t in (0, 1)]
+        np.testing.assert_allclose(seen[s].numpy(), np.stack(expected), rtol=1e-6, atol=1e-6)
+
+
 def test_context_model_trains_and_segments_with_the_neighbouring_slices(acdc, tmp_path):
     """2.5D: in_channels must match the context; training and inference give the network the
     plane and its neighbouring slices (the edge slice repeated), prepared like the plane."""
