@@ -320,16 +320,18 @@ def test_ensemble_weights_average_the_members_and_load_as_one_segmenter(setup, t
     assert load_checkpoint(tmp_path / "cli.pt")["model_name"] == "ensemble"
 
 
-def test_ensemble_of_a_2d_and_a_context_member_gives_each_its_channels(setup, tmp_path):
-    """A 2D member and a 2.5D member (the plane and its neighbouring slices): the ensemble's input
-    has the 2.5D member's channels; the 2D member takes the first (the plane itself)."""
+@pytest.mark.parametrize("key, value, channels", [("context_slices", 1, 3), ("reference_frame", True, 2)])
+def test_ensemble_of_a_2d_and_a_context_member_gives_each_its_channels(setup, tmp_path, key, value, channels):
+    """A 2D member and a 2.5D member (the plane and its neighbouring slices, or the plane and the
+    same slice at end diastole): the ensemble's input has the 2.5D member's channels; the 2D member
+    takes the first (the plane itself)."""
     from cinemri.seg.config import experiment_from_dict
     from cinemri.seg.inference import load_segmenter
     from cinemri.seg.models import build_segmenter
 
     raw = json.loads(json.dumps(load_checkpoint(setup["seg"])["config"]))
-    raw["data"]["preprocess"]["context_slices"] = 1
-    raw["model"]["args"]["in_channels"] = 3
+    raw["data"]["preprocess"][key] = value
+    raw["model"]["args"]["in_channels"] = channels
     cfg = experiment_from_dict(raw)
     torch.manual_seed(1)
     net = build_segmenter(cfg.model.name, cfg.model.args)
@@ -337,10 +339,11 @@ def test_ensemble_of_a_2d_and_a_context_member_gives_each_its_channels(setup, tm
     out = ensemble_weights([setup["seg"], tmp_path / "context.pt"], tmp_path / "ens.pt")
     ensemble, ens_cfg = load_segmenter(out)
     members = ens_cfg.model.args["members"]
-    assert ens_cfg.data.preprocess.channels == 3 and members[0]["channels"] == [0] and "channels" not in members[1]
+    assert ens_cfg.data.preprocess.channels == channels and getattr(ens_cfg.data.preprocess, key) == value
+    assert members[0]["channels"] == [0] and "channels" not in members[1]
     first, _ = load_segmenter(setup["seg"])
     second, _ = load_segmenter(tmp_path / "context.pt")
-    x = torch.randn(2, 3, 48, 48)
+    x = torch.randn(2, channels, 48, 48)
     with torch.no_grad():
         expected = (torch.softmax(first(x[:, :1]), 1) + torch.softmax(second(x), 1)) / 2
         torch.testing.assert_close(torch.softmax(ensemble(x), 1), expected, rtol=1e-5, atol=1e-6)
