@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from cinemri.train import check_model, load_checkpoint, load_model_state, save_checkpoint
-from cinemri.train.checkpoint import REQUIRED_KEYS, capture_rng, restore_rng
+from cinemri.seg.models import UNet2D
+from cinemri.train.checkpoint import REQUIRED_KEYS, capture_rng, restore_rng, widen_input_channels
 from cinemri.train.example import TinyNet
 
 
@@ -107,6 +108,30 @@ def test_weight_free_args_do_not_block_loading(tmp_path):
                 {"width": 4, "dropout": 0.0, "init": "cs_tv", "init_iters": 20, "init_lambda_s": 0.0005})
     with pytest.raises(ValueError, match=r"width: checkpoint 4 vs 6"):
         check_model(load_checkpoint(path), path, "tinynet", {"width": 6, "dropout": 0.0})
+
+
+def test_a_checkpoint_starts_a_model_with_more_input_channels_that_computes_the_same(tmp_path):
+    """Fine-tuning a segmenter given one more image: the added channel starts at zero weight, so the
+    widened U-Net's logits equal the original's whatever the new channel holds."""
+    torch.manual_seed(0)
+    args = {"base_width": 8, "depth": 2, "norm": "instance"}
+    narrow = UNet2D(in_channels=1, **args).eval()
+    path = tmp_path / "narrow.pt"
+    state = minimal_state(narrow)
+    state["model_name"], state["model_args"] = "unet", dict(args)
+    save_checkpoint(path, state)
+    wide = UNet2D(in_channels=2, **args).eval()
+    wide_args = {**args, "in_channels": 2}
+    widened = widen_input_channels(load_checkpoint(path), wide, wide_args, path)
+    check_model(widened, path, "unet", wide_args)
+    load_model_state(wide, widened, path)
+    image, other = torch.randn(2, 1, 32, 32), torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(wide(torch.cat([image, other], 1)), narrow(image))
+    # the same channel count passes through untouched; a model whose input no weight reads is refused
+    assert widen_input_channels(load_checkpoint(path), narrow, args, path)["model_args"] == args
+    with pytest.raises(ValueError, match=r"narrow\.pt: no weight reads its 1 input channel"):
+        widen_input_channels(load_checkpoint(path), TinyNet(width=4), {"in_channels": 3}, path)
 
 
 def test_rng_round_trip_survives_save_and_load(tmp_path):

@@ -97,6 +97,37 @@ def check_model(state: Mapping[str, Any], path: str | Path, model_name: str,
         raise ValueError(f"checkpoint {path} was written with other model args ({details})")
 
 
+def widen_input_channels(state: Mapping[str, Any], model: nn.Module, model_args: Mapping[str, Any],
+                         path: str | Path) -> dict[str, Any]:
+    """``state`` made to start a model that reads more input channels than it was written for.
+
+    Fine-tuning a model with added inputs (e.g. a segmenter given one more image): each weight
+    whose shape differs from ``model``'s only in the input-channel axis (dim 1) gets zeros for the
+    added channels, so the widened model computes exactly what the checkpoint did and learns from
+    there to use the new inputs. ``state`` is returned unchanged when ``model_args["in_channels"]``
+    is not larger than the checkpoint's (absent means 1); ValueError naming ``path`` if no weight reads
+    the input.
+    """
+    old = int(state["model_args"].get("in_channels", 1))
+    new = int(model_args.get("in_channels", 1))
+    if new <= old:
+        return dict(state)
+    target = model.state_dict()
+    weights = dict(state["model"])
+    widened = 0
+    for key, weight in weights.items():
+        want = target.get(key)
+        if (want is not None and weight.dim() >= 2 and weight.shape[1] == old and want.shape[1] == new
+                and weight.shape[0] == want.shape[0] and weight.shape[2:] == want.shape[2:]):
+            pad = weight.new_zeros((weight.shape[0], new - old, *weight.shape[2:]))
+            weights[key] = torch.cat([weight, pad], dim=1)
+            widened += 1
+    if widened == 0:
+        raise ValueError(f"checkpoint {path}: no weight reads its {old} input channel(s), "
+                         f"so it cannot start a model with in_channels {new}")
+    return {**state, "model": weights, "model_args": {**state["model_args"], "in_channels": new}}
+
+
 def load_model_state(model: nn.Module, state: Mapping[str, Any], path: str | Path) -> None:
     """Load the checkpoint's weights into ``model`` (strict); ValueError naming ``path`` on mismatch."""
     try:

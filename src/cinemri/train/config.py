@@ -61,7 +61,8 @@ class TrainConfig:
     ``train_loss``/``train_<key>``; the last epoch always goes to ``last_name``.
     ``max_steps_per_epoch``: cap on optimizer steps per epoch (smoke runs); ``None`` = all.
     ``init_from``: a checkpoint whose weights start the run (fine-tuning: the optimizer,
-    schedule and epoch count start afresh; the model and its args must match). ``--resume``
+    schedule and epoch count start afresh; the model and its args must match, except a model with
+    more ``in_channels``, whose added inputs start at zero weight). ``--resume``
     takes precedence.
     ``time_budget_min``: minutes of training (the steps, data loading included; validation
     not) after which the run stops: the step that crosses it ends the epoch, which is then

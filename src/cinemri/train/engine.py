@@ -21,7 +21,7 @@ from cinemri.errors import RunStopped
 
 from .checkpoint import (FORMAT, FORMAT_VERSION, capture_rng, check_model, load_checkpoint,
                          load_model_state, plain_model_args, restore_rng, save_checkpoint,
-                         seed_everything, version)
+                         seed_everything, version, widen_input_channels)
 from .config import Experiment, TrainConfig, config_to_dict, dump_config
 from .distributed import (DistInfo, ShardSampler, all_gather_objects, all_reduce_max, all_reduce_sum,
                           barrier, cleanup_distributed, init_distributed)
@@ -178,7 +178,8 @@ class _Run:
         seed_everything(cfg.seed)  # same initial weights on every rank
         self.model: nn.Module = task.build_model().to(self.device)
         if cfg.init_from is not None:  # fine-tuning: weights only
-            init = load_checkpoint(cfg.init_from)
+            init = widen_input_channels(load_checkpoint(cfg.init_from), self.model, self.model_args,
+                                        cfg.init_from)
             check_model(init, cfg.init_from, task.model_name, self.model_args)
             load_model_state(self.model, init, cfg.init_from)
         seed_everything(cfg.seed + info.rank)  # different augmentation per rank
