@@ -28,11 +28,12 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 # Re-create the bundled reconstruction weights from the four Sunnybrook cine studies (DICOM) plus
-# phantom k-space: `make weights SUNNYBROOK=/path/to/sunnybrook` (about 4 h on 2 CPU cores): the
+# phantom k-space: `make weights SUNNYBROOK=/path/to/sunnybrook` (about 6 h on 2 CPU cores): the
 # cascade starting from 20 iterations of temporal CS-TV with gated stages, from scratch
 # (configs/recon/cascade_cs_gated.yaml, 125 minutes), then fine-tuned from 30 iterations of CS-TV with
 # spatial TV added (configs/recon/cascade_cs_spatial.yaml, 40 minutes), then on the 50-iteration start
-# it is used with (configs/recon/cascade_start50.yaml, 75 minutes). A cut run continues with
+# it is used with (configs/recon/cascade_start50.yaml, 75 minutes) and longer in bf16
+# (configs/recon/cascade_start50_long.yaml, 110 minutes). A cut run continues with
 # `$(CINEMRI) recon train --config <its config> --data ... --resume runs/recon/<its out_dir>/last.pt`,
 # then the lines after it. See docs/benchmarks.md.
 CINEMRI := $(VENV)/bin/cinemri
@@ -45,6 +46,8 @@ weights: $(STAMP)
 	$(CINEMRI) export-weights runs/recon/cascade_cs_spatial/best.pt src/cinemri/weights/recon_default.pt --fp16 --set model.init_iters=50
 	$(CINEMRI) recon train --config configs/recon/cascade_start50.yaml --data $(SUNNYBROOK) data/phantom
 	$(CINEMRI) export-weights runs/recon/cascade_start50/best.pt src/cinemri/weights/recon_default.pt --fp16
+	$(CINEMRI) recon train --config configs/recon/cascade_start50_long.yaml --data $(SUNNYBROOK) data/phantom
+	$(CINEMRI) export-weights runs/recon/cascade_start50_long/best.pt src/cinemri/weights/recon_default.pt --fp16
 
 # Re-create the bundled default segmenter from the ACDC training set (100 patient folders) plus
 # phantom images: `make weights-seg ACDC=/path/to/ACDC/training` (about 2 hours on 2 CPU cores;

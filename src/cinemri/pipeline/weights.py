@@ -3,7 +3,8 @@ works offline without training first.
 
 They live in ``cinemri/weights/`` (package data): the reconstruction cascade trained on real
 Sunnybrook cine plus phantom k-space (``make weights SUNNYBROOK=...``:
-configs/recon/cascade_cs_gated.yaml, then cascade_cs_spatial.yaml),
+configs/recon/cascade_cs_gated.yaml, then cascade_cs_spatial.yaml, cascade_start50.yaml and
+cascade_start50_long.yaml),
 the default segmenter trained on real ACDC cine plus phantom images (``make weights-seg ACDC=...``,
 configs/seg/default.yaml), and that segmenter fine-tuned to also read 5x reconstructions
 (``make weights-seg-recon ACDC=...``, configs/seg/recon_aware.yaml), which ``analyze`` uses for
